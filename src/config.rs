@@ -1,0 +1,518 @@
+//! Ferry's configuration: one typed tree.
+//!
+//! Sources, later ones winning: the defaults written here < a TOML file (`--config FILE` or
+//! `FERRY_CONFIG`) < environment variables `FERRY_<KEY>` with `__` between levels
+//! (`FERRY_STORAGE__URL`). Durations are human-readable (`90s`, `24h`, `7d`), sizes too
+//! (`512MiB`). Unknown keys are refused, and [`Settings::validate`] checks the whole tree at
+//! start-up, so a bad setting stops the process at boot rather than a job at 3 a.m.
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The name of the embedded SQLite data connection in the data directory.
+pub const LOCAL_CONNECTION: &str = "local";
+/// Environment variables with the `FERRY_` prefix that are not configuration keys.
+const NOT_SETTINGS: [&str; 4] = ["FERRY_CONFIG", "FERRY_LOG_FORMAT", "FERRY_LOG", "FERRY_TEST_"];
+/// The longest a signed link may live (what S3 allows for a pre-signed URL).
+const MAX_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded metadata database, local files and the `local` connection.
+    pub data_dir: PathBuf,
+    /// Metadata and queue database; SQLite in `data_dir` when unset.
+    pub database_url: Option<Secret>,
+    /// Base URL of the links Ferry signs itself; `http://{listen}` when unset.
+    pub public_url: Option<String>,
+    /// Where files are kept.
+    pub storage: StorageSettings,
+    /// The worker pool and the job lifecycle's timings.
+    pub workers: WorkerSettings,
+    /// Who may call the API.
+    pub auth: AuthSettings,
+    /// Data connections, by name.
+    pub connections: BTreeMap<String, ConnectionSettings>,
+    /// Named queries with typed parameters, by name.
+    pub templates: BTreeMap<String, TemplateSettings>,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
+    /// Back-pressure limits.
+    pub limits: LimitSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./ferry-data"),
+            database_url: None,
+            public_url: None,
+            storage: StorageSettings::default(),
+            workers: WorkerSettings::default(),
+            auth: AuthSettings::default(),
+            connections: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            webhooks: WebhookSettings::default(),
+            limits: LimitSettings::default(),
+        }
+    }
+}
+
+/// `[storage]`: the object store for exported files and uploads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// `s3://bucket/prefix` or `file:///path`; `data_dir/files` when unset.
+    pub url: Option<String>,
+    /// Any S3-compatible endpoint; AWS when unset.
+    pub endpoint: Option<String>,
+    /// The S3 region.
+    pub region: String,
+    /// S3 credentials; the `AWS_*` environment variables when unset.
+    pub access_key_id: Option<String>,
+    /// See `access_key_id`.
+    pub secret_access_key: Option<Secret>,
+    /// How long a download link lives (at most 7 days).
+    #[serde(with = "humantime_serde")]
+    pub link_ttl: Duration,
+    /// How long a finished job's file is kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How long the record of an expired job is kept after its file was deleted.
+    #[serde(with = "humantime_serde")]
+    pub record_retention: Duration,
+    /// Key for the links Ferry signs for the local store; made and kept in `data_dir` when unset.
+    pub signing_key: Option<Secret>,
+    /// Size of one part of a multipart upload.
+    pub part_size: ByteSize,
+    /// Parts uploaded at once; memory held is about `part_size × (this + 1)`.
+    pub max_parts_in_flight: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            access_key_id: None,
+            secret_access_key: None,
+            link_ttl: Duration::from_secs(3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            record_retention: Duration::from_secs(30 * 24 * 3600),
+            signing_key: None,
+            part_size: ByteSize::mib(8),
+            max_parts_in_flight: 2,
+        }
+    }
+}
+
+/// `[workers]`: concurrency and the lifecycle's timings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Jobs one process runs at once.
+    pub concurrency: usize,
+    /// How long a claimed job stays a worker's without a heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// A job running longer than this fails as transient.
+    #[serde(with = "humantime_serde")]
+    pub job_timeout: Duration,
+    /// Runs of a job before it fails for good.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// The longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    /// On SIGTERM, how long running jobs may take to finish before they are handed back.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// How often an idle worker looks for work when no wake-up arrives.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often the sweeper deletes expired files and records.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            lease: Duration::from_secs(30),
+            job_timeout: Duration::from_secs(30 * 60),
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How callers authenticate.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// One tenant `default`, subject `anonymous`; for the embedded default on loopback.
+    #[default]
+    None,
+    /// Bearer keys listed in configuration.
+    ApiKeys,
+    /// Bearer JWTs.
+    Jwt,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The mode.
+    pub mode: AuthMode,
+    /// Keys for `api_keys` mode.
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// One API key and who it stands for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// The bearer token.
+    pub key: Secret,
+    /// The tenant it acts for.
+    pub tenant: String,
+    /// The subject (user) it acts as.
+    pub subject: String,
+    /// Scopes, e.g. `admin`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `[connections.NAME]`: a database to export from (and later import into).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// `postgres://…` or `sqlite:///path/app.db`.
+    pub url: Secret,
+    /// Whether arbitrary SQL exports may run on it.
+    #[serde(default)]
+    pub allow_sql: bool,
+    /// Longest time one export query may run.
+    #[serde(default = "default_statement_timeout", with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// Connections kept open to it.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_statement_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn default_max_connections() -> u32 {
+    4
+}
+
+/// `[templates.NAME]`: a named query with typed parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// The connection it runs on.
+    pub connection: String,
+    /// The query, with `$1`, `$2`, … for the parameters in order.
+    pub query: String,
+    /// The parameters, in the order of their placeholders.
+    #[serde(default)]
+    pub params: Vec<TemplateParam>,
+}
+
+/// One typed template parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateParam {
+    /// Its name in the request's `params` object.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+}
+
+/// Types a template parameter may have.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    Text,
+    Int,
+    Bigint,
+    Numeric,
+    Bool,
+    Date,
+    Timestamptz,
+    Uuid,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Signing secret (`whsec_…`).
+    pub secret: Option<Secret>,
+    /// Allow callback URLs on private, loopback and link-local addresses.
+    pub allow_private: bool,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest upload accepted.
+    pub max_upload: ByteSize,
+    /// Largest JSON request body accepted.
+    pub max_body: ByteSize,
+    /// Queued jobs in total before new ones are refused with `429`.
+    pub max_queued: u64,
+    /// Queued jobs per tenant before new ones are refused with `429`.
+    pub max_queued_per_tenant: u64,
+    /// Jobs of one tenant running at once.
+    pub max_running_per_tenant: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_upload: ByteSize::gib(10),
+            max_body: ByteSize::mib(1),
+            max_queued: 10_000,
+            max_queued_per_tenant: 100,
+            max_running_per_tenant: 2,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or does not fit the tree.
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// The tree was read but is invalid.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Settings {
+    /// Reads defaults < `file` < `FERRY_*` variables of `env`, then validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        let vars: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("FERRY_"))
+            .filter(|(key, _)| !NOT_SETTINGS.iter().any(|skip| key.starts_with(skip)))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("FERRY")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot: ranges, URL schemes, references between sections.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.database_url
+            && !is_postgres(url.expose())
+            && !url.expose().starts_with("sqlite:")
+        {
+            problems.push("database_url must be a postgres:// or sqlite: URL".to_owned());
+        }
+        if let Some(url) = &self.storage.url
+            && !url.starts_with("s3://")
+            && !url.starts_with("file://")
+        {
+            problems.push(format!("storage.url {url:?} must start with s3:// or file://"));
+        }
+        if self.storage.link_ttl > MAX_LINK_TTL || self.storage.link_ttl.is_zero() {
+            problems.push("storage.link_ttl must be between 1s and 7d".to_owned());
+        }
+        if self.storage.part_size < ByteSize::mib(5) || self.storage.max_parts_in_flight == 0 {
+            problems.push(
+                "storage.part_size must be at least 5MiB and storage.max_parts_in_flight at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.workers.concurrency == 0 || self.workers.max_attempts == 0 {
+            problems.push("workers.concurrency and workers.max_attempts must be at least 1".to_owned());
+        }
+        if self.workers.lease < Duration::from_secs(1) {
+            problems.push("workers.lease must be at least 1s".to_owned());
+        }
+        if self.auth.mode == AuthMode::Jwt {
+            problems.push("auth.mode = \"jwt\" is not available in this version yet".to_owned());
+        }
+        if self.auth.mode == AuthMode::ApiKeys && self.auth.api_keys.is_empty() {
+            problems.push("auth.mode = \"api_keys\" needs at least one [[auth.api_keys]]".to_owned());
+        }
+        for (name, connection) in &self.connections {
+            let url = connection.url.expose();
+            if !is_postgres(url) && !url.starts_with("sqlite:") {
+                problems.push(format!("connections.{name}.url must be a postgres:// or sqlite: URL"));
+            }
+        }
+        for (name, template) in &self.templates {
+            if self.connection(&template.connection).is_none() {
+                problems.push(format!(
+                    "templates.{name}.connection names an unknown connection {:?}",
+                    template.connection
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// A data connection by name, including the embedded `local` one.
+    pub fn connection(&self, name: &str) -> Option<ConnectionSettings> {
+        if let Some(connection) = self.connections.get(name) {
+            return Some(connection.clone());
+        }
+        (name == LOCAL_CONNECTION).then(|| self.local_connection())
+    }
+
+    /// The embedded SQLite data connection `local` in the data directory.
+    pub fn local_connection(&self) -> ConnectionSettings {
+        let path = self.data_dir.join("local.db");
+        ConnectionSettings {
+            url: Secret::new(format!("sqlite://{}?mode=rwc", path.display())),
+            allow_sql: true,
+            statement_timeout: default_statement_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+
+    /// The metadata database URL: the configured one, or SQLite in the data directory.
+    pub fn metadata_url(&self) -> Secret {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => Secret::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("ferry.db").display()
+            )),
+        }
+    }
+
+    /// The base of links Ferry signs itself.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// Whether a URL names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let settings = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.workers.lease, Duration::from_secs(30));
+        assert!(settings.connection(LOCAL_CONNECTION).unwrap().allow_sql);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let mut file = tempfile();
+        writeln!(file.1, "listen = \"127.0.0.1:9000\"\n[workers]\nlease = \"10s\"\nconcurrency = 2\n[storage]\nretention = \"2d\"").unwrap();
+        let settings = Settings::load(
+            Some(&file.0),
+            env(&[
+                ("FERRY_WORKERS__CONCURRENCY", "7"),
+                ("FERRY_STORAGE__URL", "s3://bucket/prefix"),
+                ("FERRY_TEST_S3_ENDPOINT", "ignored"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.workers.lease, Duration::from_secs(10));
+        assert_eq!(settings.workers.concurrency, 7);
+        assert_eq!(settings.storage.retention, Duration::from_secs(2 * 86400));
+        assert_eq!(settings.storage.url.as_deref(), Some("s3://bucket/prefix"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_stop_the_start() {
+        let unknown = Settings::load(None, env(&[("FERRY_WORKERS__CONCURENCY", "2")]));
+        assert!(unknown.is_err());
+        let bad = Settings::load(None, env(&[("FERRY_STORAGE__LINK_TTL", "30d")])).unwrap_err();
+        assert!(bad.to_string().contains("link_ttl"), "{bad}");
+    }
+
+    fn tempfile() -> (PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("ferry-config-{}.toml", uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&path).unwrap();
+        (path, file)
+    }
+}

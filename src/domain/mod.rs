@@ -1,0 +1,16 @@
+//! Pure types of Ferry's domain: jobs, their states and progress, export requests, formats.
+//! Nothing here does I/O.
+
+pub mod export;
+pub mod format;
+pub mod generate;
+pub mod invalid;
+pub mod job;
+pub mod names;
+pub mod record;
+
+pub use export::{ExportRequest, ExportSpec, Source};
+pub use format::{Encoding, Format};
+pub use invalid::{FieldError, Invalid};
+pub use record::Job;
+pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};

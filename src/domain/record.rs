@@ -1,0 +1,60 @@
+//! A job as stored: what the queue store reads and writes and the API shows.
+
+use super::job::{JobError, JobId, JobKind, JobState, Progress};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// One job, as the queue store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// What it does.
+    pub kind: JobKind,
+    /// The tenant it belongs to.
+    pub tenant: String,
+    /// The subject that created it.
+    pub owner: String,
+    /// Its name.
+    pub name: String,
+    /// Where it is in its lifecycle.
+    pub state: JobState,
+    /// The request that created it, as sent.
+    pub spec: Value,
+    /// Other subjects of the tenant who may see it.
+    pub share_with: Vec<String>,
+    /// How far it has got.
+    pub progress: Progress,
+    /// What it produced, once succeeded.
+    pub result: Option<Value>,
+    /// Why its last attempt failed.
+    pub error: Option<JobError>,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Attempts allowed before it fails for good.
+    pub max_attempts: u32,
+    /// Whether a client asked to cancel it while it ran.
+    pub cancel_requested: bool,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When its latest attempt started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// When its file will be (or was) deleted.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The sequence number of its latest event.
+    pub event_seq: u64,
+}
+
+impl Job {
+    /// Whether `subject` of the job's tenant may see it without the `admin` scope.
+    pub fn is_visible_to(&self, subject: &str) -> bool {
+        self.owner == subject || self.share_with.iter().any(|s| s == subject)
+    }
+}

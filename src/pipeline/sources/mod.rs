@@ -1,0 +1,3 @@
+//! Where export rows come from: PostgreSQL, SQLite, or the synthetic generator.
+
+pub mod generate;

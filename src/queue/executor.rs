@@ -1,0 +1,173 @@
+//! Runs one claimed job: heartbeats its lease and stores its progress twice a second, watches
+//! for a cancel request, a timeout and a shutdown hand-back, and records the outcome. Only here
+//! is it decided what a [`JobFailure`] means for the job's state.
+
+use super::handler::{Handler, JobContext, JobFailure};
+use super::lifecycle::Holder;
+use super::retry::RetryPolicy;
+use super::store::Store;
+use crate::domain::{Job, JobError};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How often the lease is renewed, a cancel request looked for, and progress stored: twice a
+/// second keeps cancellation within a second and progress events at about 2/s.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// What the executor needs besides the job.
+#[derive(Clone)]
+pub struct ExecutorSettings {
+    pub worker: String,
+    pub lease: Duration,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub retention: Duration,
+}
+
+/// Why the executor told the handler to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancel,
+    LeaseLost,
+    HandBack,
+    Timeout,
+}
+
+/// Runs `job` to its end. `hand_back` fires when a shutdown's grace period is over.
+pub async fn execute(
+    store: Store,
+    handler: Arc<dyn Handler>,
+    job: Job,
+    settings: ExecutorSettings,
+    hand_back: CancellationToken,
+) {
+    let span = tracing::info_span!("job", job.id = %job.id, job.kind = job.kind.as_str(), tenant = %job.tenant, attempt = job.attempt);
+    async move {
+        tracing::info!("job started");
+        let (progress, mut progress_rx) = watch::channel(job.progress.clone());
+        let ctx = JobContext {
+            stop: CancellationToken::new(),
+            progress,
+        };
+        let stop_token = ctx.stop.clone();
+        let mut run = pin!(handler.run(job.clone(), ctx));
+        let deadline = pin!(tokio::time::sleep(settings.timeout));
+        let mut deadline = deadline;
+        let mut tick = tokio::time::interval(TICK);
+        let mut stop: Option<Stop> = None;
+        let outcome = loop {
+            let wanted = tokio::select! {
+                outcome = &mut run => break outcome,
+                _ = tick.tick() => heartbeat(&store, &job, &settings, &mut progress_rx).await,
+                () = &mut deadline, if stop.is_none() => Some(Stop::Timeout),
+                () = hand_back.cancelled(), if stop.is_none() => Some(Stop::HandBack),
+            };
+            if let (None, Some(reason)) = (stop, wanted) {
+                tracing::info!(reason = ?reason, "stopping the job");
+                stop = Some(reason);
+                stop_token.cancel();
+            }
+        };
+        let progress = progress_rx.borrow().clone();
+        let recorded = finish(&store, &job, &settings, stop, outcome, &progress).await;
+        if let Err(error) = recorded {
+            tracing::error!(error = %error, "could not record the job's outcome; its lease will lapse and it will run again");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Renews the lease (storing progress if it changed); says whether the job must stop.
+async fn heartbeat(
+    store: &Store,
+    job: &Job,
+    settings: &ExecutorSettings,
+    progress_rx: &mut watch::Receiver<crate::domain::Progress>,
+) -> Option<Stop> {
+    let progress = progress_rx
+        .has_changed()
+        .unwrap_or(false)
+        .then(|| progress_rx.borrow_and_update().clone());
+    match store
+        .heartbeat(job.id, &settings.worker, settings.lease, progress.as_ref())
+        .await
+    {
+        Ok(Some(current)) if current.cancel_requested => Some(Stop::Cancel),
+        Ok(Some(_)) => None,
+        Ok(None) => Some(Stop::LeaseLost),
+        Err(error) => {
+            tracing::warn!(error = %error, "heartbeat failed; will try again");
+            None
+        }
+    }
+}
+
+async fn finish(
+    store: &Store,
+    job: &Job,
+    settings: &ExecutorSettings,
+    stop: Option<Stop>,
+    outcome: Result<serde_json::Value, JobFailure>,
+    progress: &crate::domain::Progress,
+) -> Result<(), super::store::StoreError> {
+    let worker = &settings.worker;
+    let holder = Holder::Worker(worker.clone());
+    match (stop, outcome) {
+        (_, Ok(result)) => {
+            store.succeed(job.id, worker, progress, &result, settings.retention).await?;
+            tracing::info!(rows = progress.rows, bytes = progress.bytes, "job succeeded");
+        }
+        (Some(Stop::Cancel), Err(_)) => {
+            store.finish_cancelled(job.id, worker).await?;
+            tracing::info!("job cancelled");
+        }
+        (Some(Stop::LeaseLost), Err(_)) => {
+            tracing::warn!("lease lost to another worker; leaving the job to it");
+        }
+        (Some(Stop::HandBack), Err(_)) => {
+            store.release(job.id, worker).await?;
+            tracing::info!("job handed back on shutdown");
+        }
+        (Some(Stop::Timeout), Err(_)) => {
+            let error = JobError {
+                code: "timeout".to_owned(),
+                message: format!("the job ran longer than its timeout of {}", humantime::format_duration(settings.timeout)),
+                transient: true,
+            };
+            fail(store, job, settings, &holder, &error).await?;
+        }
+        (None, Err(failure)) => {
+            let error = failure.to_error().unwrap_or_else(|| JobError {
+                code: "stopped".to_owned(),
+                message: "the job stopped without a reason".to_owned(),
+                transient: true,
+            });
+            fail(store, job, settings, &holder, &error).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a failed attempt: queued again after a backoff if it is transient and attempts are
+/// left, failed otherwise.
+pub async fn fail(
+    store: &Store,
+    job: &Job,
+    settings: &ExecutorSettings,
+    holder: &Holder,
+    error: &JobError,
+) -> Result<(), super::store::StoreError> {
+    let retry_at = (error.transient && job.attempt < job.max_attempts).then(|| {
+        let delay = settings.retry.next_delay(job.attempt);
+        OffsetDateTime::now_utc() + delay
+    });
+    tracing::warn!(code = %error.code, message = %error.message, retry = retry_at.is_some(), "job attempt failed");
+    store.fail(job.id, holder, error, retry_at).await?;
+    Ok(())
+}
