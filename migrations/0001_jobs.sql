@@ -13,6 +13,8 @@ CREATE TABLE ferry_jobs (
     progress         TEXT NOT NULL DEFAULT '{}',
     result           TEXT,
     error            TEXT,
+    -- Private to the job's handler: what a later attempt needs (an upload to abort, a resume point).
+    checkpoint       TEXT,
     attempt          BIGINT NOT NULL DEFAULT 0,
     max_attempts     BIGINT NOT NULL,
     timeout_ms       BIGINT NOT NULL,

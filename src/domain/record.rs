@@ -30,6 +30,8 @@ pub struct Job {
     pub result: Option<Value>,
     /// Why its last attempt failed.
     pub error: Option<JobError>,
+    /// Private to the job's handler: what a later attempt needs (never shown to clients).
+    pub checkpoint: Option<Value>,
     /// Attempts started so far.
     pub attempt: u32,
     /// Attempts allowed before it fails for good.

@@ -1,7 +1,8 @@
 //! The seam between the queue and the work: a [`Handler`] runs one job and says how it ended,
 //! classifying failures where they happen.
 
-use crate::domain::{Job, JobError, Progress};
+use super::store::Store;
+use crate::domain::{Job, JobError, JobId, Progress};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +53,8 @@ impl JobFailure {
     }
 }
 
-/// What a handler gets besides the job: a token that fires when it must stop, and a place to
-/// put its progress (the executor stores it, rate-limited).
+/// What a handler gets besides the job: a token that fires when it must stop, a place to put
+/// its progress (the executor stores it, rate-limited), and a way to save a checkpoint.
 #[derive(Debug, Clone)]
 pub struct JobContext {
     /// Fires on cancel, shutdown hand-back, timeout or a lost lease. Stop promptly, clean up
@@ -61,9 +62,29 @@ pub struct JobContext {
     pub stop: CancellationToken,
     /// The latest progress.
     pub progress: watch::Sender<Progress>,
+    pub(super) store: Store,
+    pub(super) worker: String,
+    pub(super) job: JobId,
 }
 
 impl JobContext {
+    /// Saves what a later attempt of this job needs (see [`Job::checkpoint`]). Fails as
+    /// [`JobFailure::Stopped`] when the lease is lost, so the handler stops.
+    pub async fn save_checkpoint(&self, checkpoint: &Value) -> Result<(), JobFailure> {
+        match self
+            .store
+            .save_checkpoint(self.job, &self.worker, checkpoint)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(JobFailure::Stopped),
+            Err(error) => Err(JobFailure::retryable(
+                "metadata_unavailable",
+                error.to_string(),
+            )),
+        }
+    }
+
     /// Replaces the progress with `f` applied to it.
     pub fn update_progress(&self, f: impl FnOnce(&mut Progress)) {
         self.progress.send_modify(f);

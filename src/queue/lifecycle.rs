@@ -129,6 +129,24 @@ impl Store {
         Ok(Some(job))
     }
 
+    /// Stores the handler's checkpoint for later attempts; `false` if the lease is lost.
+    pub async fn save_checkpoint(
+        &self,
+        id: JobId,
+        worker: &str,
+        checkpoint: &Value,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE ferry_jobs SET checkpoint = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(id.to_string())
+        .bind(worker.to_owned())
+        .bind(checkpoint.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Marks a running job `succeeded` with its result; its file lives for `retention`.
     pub async fn succeed(
         &self,
@@ -192,7 +210,11 @@ impl Store {
     }
 
     /// The worker stopped a job whose cancel was asked: `cancelled`.
-    pub async fn finish_cancelled(&self, id: JobId, worker: &str) -> Result<Option<Job>, StoreError> {
+    pub async fn finish_cancelled(
+        &self,
+        id: JobId,
+        worker: &str,
+    ) -> Result<Option<Job>, StoreError> {
         let query = sqlx::query(
             "UPDATE ferry_jobs SET state = 'cancelled', finished_at = $3, lease_owner = NULL,
                 lease_expires_at = NULL, event_seq = event_seq + 2
@@ -314,15 +336,19 @@ impl Store {
         let old = "SELECT id FROM ferry_jobs
              WHERE (state = 'expired' AND expires_at < $1)
                 OR (state IN ('failed', 'cancelled') AND finished_at < $1)";
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM ferry_job_events WHERE job_id IN ({old})")))
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query(AssertSqlSafe(format!("DELETE FROM ferry_jobs WHERE id IN ({old})")))
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM ferry_job_events WHERE job_id IN ({old})"
+        )))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM ferry_jobs WHERE id IN ({old})"
+        )))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(deleted)
     }
