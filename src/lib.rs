@@ -6,3 +6,17 @@ pub mod config;
 pub mod domain;
 /// The durable queue: store, workers, retries, rescuer, sweeper.
 pub mod queue;
+/// Streaming stages: sources, codecs, the export pipeline.
+pub mod pipeline;
+/// The HTTP API.
+pub mod api;
+/// Callers: tokens to tenant, subject and scopes.
+pub mod auth;
+/// Job kinds: where the queue meets the pipeline.
+pub mod jobs;
+/// Building and running the application.
+pub mod startup;
+/// Logging setup.
+pub mod telemetry;
+/// Command-line subcommands.
+pub mod cli;

@@ -3,6 +3,7 @@
 //! pipeline moves chunks from one to the other into storage with backpressure.
 
 pub mod codecs;
+pub mod export;
 pub mod sources;
 
 /// One row: values in column order. Sources that know types give numbers, booleans and

@@ -51,3 +51,177 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// How the app under test stores its metadata and files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// SQLite metadata, local file store (the embedded default).
+    Embedded,
+    /// PostgreSQL metadata, S3-compatible store.
+    Production,
+}
+
+/// The S3 settings `scripts/test` exports; a test that needs them fails without them.
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub secret: String,
+    pub region: String,
+}
+
+/// The S3-compatible server of this test run.
+pub fn s3() -> S3 {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test, which starts an S3-compatible server"))
+    };
+    S3 {
+        endpoint: var("FERRY_TEST_S3_ENDPOINT"),
+        bucket: var("FERRY_TEST_S3_BUCKET"),
+        key: var("FERRY_TEST_S3_ACCESS_KEY_ID"),
+        secret: var("FERRY_TEST_S3_SECRET_ACCESS_KEY"),
+        region: std::env::var("FERRY_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+    }
+}
+
+/// Keys of in-progress multipart uploads under `prefix`, listed with an independent SigV4
+/// implementation (curl's).
+pub fn incomplete_uploads(prefix: &str) -> Vec<String> {
+    let s3 = s3();
+    let encoded: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--aws-sigv4", &format!("aws:amz:{}:s3", s3.region), "--user", &format!("{}:{}", s3.key, s3.secret)])
+        .arg(format!("{}/{}?prefix={encoded}&uploads=", s3.endpoint, s3.bucket))
+        .output()
+        .expect("run curl");
+    assert!(output.status.success(), "listing uploads failed: {}", String::from_utf8_lossy(&output.stderr));
+    let xml = String::from_utf8_lossy(&output.stdout);
+    xml.split("<Key>").skip(1).filter_map(|rest| rest.split("</Key>").next()).map(str::to_owned).collect()
+}
+
+/// A running Ferry on a random port.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: ferry::config::Settings,
+    /// A PostgreSQL database for data, configured as the connection `main` (allow_sql).
+    pub data_url: String,
+    pub s3_prefix: Option<String>,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test app of `shape`, before it starts.
+pub async fn test_settings(shape: Shape) -> (ferry::config::Settings, String, Option<String>) {
+    use ferry::config::{ConnectionSettings, Secret, Settings};
+    let mut settings = Settings::default();
+    settings.listen = "127.0.0.1:0".parse().expect("an address");
+    settings.data_dir = std::env::temp_dir().join(format!("ferry-test-{}", uuid::Uuid::new_v4()));
+    settings.workers.lease = Duration::from_secs(2);
+    settings.workers.poll_interval = Duration::from_millis(200);
+    settings.workers.backoff_base = Duration::from_millis(100);
+    settings.workers.backoff_cap = Duration::from_millis(500);
+    settings.workers.shutdown_grace = Duration::from_secs(2);
+    settings.workers.sweep_interval = Duration::from_millis(200);
+    settings.workers.concurrency = 2;
+    let data_url = fresh_postgres().await;
+    settings.connections.insert(
+        "main".into(),
+        ConnectionSettings { url: Secret::new(data_url.clone()), allow_sql: true, statement_timeout: Duration::from_secs(30), max_connections: 2 },
+    );
+    let mut prefix = None;
+    if shape == Shape::Production {
+        settings.database_url = Some(Secret::new(fresh_postgres().await));
+        let s3 = s3();
+        let p = format!("test-{}", uuid::Uuid::new_v4().simple());
+        settings.storage.url = Some(format!("s3://{}/{p}", s3.bucket));
+        settings.storage.endpoint = Some(s3.endpoint);
+        settings.storage.region = s3.region;
+        settings.storage.access_key_id = Some(s3.key);
+        settings.storage.secret_access_key = Some(Secret::new(s3.secret));
+        settings.storage.part_size = bytesize::ByteSize::mib(5);
+        prefix = Some(p);
+    }
+    (settings, data_url, prefix)
+}
+
+/// Starts Ferry (`ferry serve`) in this process with test timings.
+pub async fn spawn_app(shape: Shape) -> TestApp {
+    let (settings, data_url, s3_prefix) = test_settings(shape).await;
+    spawn_with(settings, data_url, s3_prefix).await
+}
+
+/// Starts Ferry with the given settings.
+pub async fn spawn_with(settings: ferry::config::Settings, data_url: String, s3_prefix: Option<String>) -> TestApp {
+    let app = ferry::startup::Application::build(settings.clone(), ferry::startup::Role::Serve).await.expect("build the app");
+    let address = format!("http://{}", app.local_addr().expect("a bound address"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
+    TestApp { address, client, settings, data_url, s3_prefix, shutdown, task: Some(task) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Creates an export and returns its job.
+    pub async fn create_export(&self, body: serde_json::Value) -> serde_json::Value {
+        let response = self.post_json("/v1/exports", &body).await;
+        let status = response.status();
+        let job: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 202, "{job}");
+        job
+    }
+
+    /// Polls a job until it is in a final state, and returns it.
+    pub async fn wait_final(&self, id: &str) -> serde_json::Value {
+        eventually(Duration::from_secs(60), "the job to finish", || async {
+            let job: serde_json::Value = self.get(&format!("/v1/exports/{id}")).await.json().await.ok()?;
+            let state = job["state"].as_str()?.to_owned();
+            ["succeeded", "failed", "cancelled", "expired"].contains(&state.as_str()).then_some(job)
+        })
+        .await
+    }
+
+    /// Downloads a succeeded export through `/download` and its signed link.
+    pub async fn download(&self, id: &str) -> (reqwest::header::HeaderMap, bytes::Bytes) {
+        let redirect = self.get(&format!("/v1/exports/{id}/download")).await;
+        assert_eq!(redirect.status(), 303);
+        let link = redirect.headers()["location"].to_str().expect("a location").to_owned();
+        let file = reqwest::get(&link).await.expect("fetch the signed link");
+        assert_eq!(file.status(), 200, "fetching {link}");
+        let headers = file.headers().clone();
+        (headers, file.bytes().await.expect("the file"))
+    }
+
+    /// Runs SQL on the data database.
+    pub async fn data_sql(&self, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(&self.data_url).await.expect("connect to the data database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("run SQL");
+    }
+
+    /// Stops the app and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+    }
+}

@@ -2,4 +2,6 @@
 //! HTTP API on a random port. Run them with `scripts/test`, which provides both services.
 
 mod helpers;
+mod exports;
 mod queue;
+mod workers;

@@ -1,3 +1,129 @@
 //! Where export rows come from: PostgreSQL, SQLite, or the synthetic generator.
+//!
+//! Every source runs in a task of its own and hands chunks through a small bounded channel:
+//! when the consumer (encoder, compressor, upload) is slow, `send` waits and the source stops
+//! reading, so a slow store slows the database rather than growing a buffer.
 
 pub mod generate;
+pub mod params;
+pub mod postgres;
+pub mod sqlite;
+
+use super::Row;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Chunks in flight between a source and its consumer.
+pub const CHANNEL_CHUNKS: usize = 4;
+/// Pre-encoded bytes are coalesced to about this size before they are handed on.
+pub const ENCODED_CHUNK: usize = 64 * 1024;
+
+/// A piece of an export's data.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Rows that still need encoding.
+    Rows(Vec<Row>),
+    /// Bytes already in the target encoding (PostgreSQL's `COPY … (FORMAT csv)`), holding
+    /// `rows` complete rows.
+    Encoded { bytes: Bytes, rows: u64 },
+}
+
+/// An open source: its columns, the planner's estimate, and the chunks to come.
+#[derive(Debug)]
+pub struct Opened {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// The planner's row estimate, when there is one.
+    pub estimate: Option<u64>,
+    /// Whether the chunks are [`Chunk::Encoded`] already (header included), so that no
+    /// encoder runs.
+    pub pre_encoded: bool,
+    /// The chunks; the channel closes after the last one or after an error.
+    pub chunks: mpsc::Receiver<Result<Chunk, SourceError>>,
+}
+
+/// Why a source failed, classified where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Worth another attempt: the database was unreachable, the connection reset.
+    #[error("{message}")]
+    Transient { code: &'static str, message: String },
+    /// Will fail again: bad SQL, a missing table, a statement timeout.
+    #[error("{message}")]
+    Permanent { code: &'static str, message: String },
+}
+
+impl From<sqlx::Error> for SourceError {
+    fn from(error: sqlx::Error) -> Self {
+        classify(&error)
+    }
+}
+
+/// Classifies a database error: connection trouble is transient, everything the query itself
+/// causes is permanent. SQLSTATE classes: 08 connection, 53 resources, 57P0x shutdown, 40001/
+/// 40P01 serialization/deadlock are transient; 57014 is a statement timeout.
+pub fn classify(error: &sqlx::Error) -> SourceError {
+    match error {
+        sqlx::Error::Database(db) => {
+            let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let message = db.message().to_owned();
+            let transient = state.starts_with("08")
+                || state.starts_with("53")
+                || state.starts_with("57P0")
+                || state == "40001"
+                || state == "40P01";
+            if transient {
+                SourceError::Transient { code: "database_unavailable", message }
+            } else if state == "57014" {
+                SourceError::Permanent { code: "query_timeout", message: format!("the query ran past its statement timeout: {message}") }
+            } else if state == "25006" {
+                SourceError::Permanent { code: "read_only", message: format!("exports run read-only: {message}") }
+            } else {
+                SourceError::Permanent { code: "query_failed", message }
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => SourceError::Transient {
+            code: "database_unavailable",
+            message: format!("the database could not be reached: {error}"),
+        },
+        other => SourceError::Permanent {
+            code: "query_failed",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// A channel of the standard size.
+pub fn channel() -> (
+    mpsc::Sender<Result<Chunk, SourceError>>,
+    mpsc::Receiver<Result<Chunk, SourceError>>,
+) {
+    mpsc::channel(CHANNEL_CHUNKS)
+}
+
+/// Opens the synthetic generator: it runs on a blocking thread and waits on the channel.
+pub fn open_generator(spec: crate::domain::generate::GenerateSpec) -> Opened {
+    let mut generator = generate::Generator::new(spec);
+    let columns = generator.columns();
+    let estimate = None;
+    let (tx, chunks) = channel();
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let rows = generator.next_batch(super::BATCH_ROWS);
+            if rows.is_empty() || tx.blocking_send(Ok(Chunk::Rows(rows))).is_err() {
+                return;
+            }
+        }
+    });
+    Opened {
+        columns,
+        estimate,
+        pre_encoded: false,
+        chunks,
+    }
+}

@@ -1,0 +1,128 @@
+//! The API's one error type: every failure a client can see, one status table, one
+//! `application/problem+json` body (RFC 9457). Internal causes are logged once, never sent.
+
+use crate::domain::{FieldError, Invalid};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything that can go wrong in a request, named by meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (or not the JSON shape at all).
+    #[error("{0}")]
+    Malformed(String),
+    /// Well-formed but invalid: the fields at fault are named.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// No such job, or not one the caller may see.
+    #[error("not found")]
+    NotFound,
+    /// The job's state forbids the action.
+    #[error("{0}")]
+    Conflict(String),
+    /// An idempotency key reused with a different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    KeyReused,
+    /// Missing or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too much queued: come back later.
+    #[error("{0}")]
+    TooBusy(String),
+    /// The body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A dependency (metadata database, object store) is not answering.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected failure; details go to the log only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl ApiError {
+    /// Status, stable code and title, in one table.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request", "Malformed request"),
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "invalid_state", "Conflict with the job's state"),
+            Self::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::TooBusy(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs", "Too many queued jobs"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "Request too large"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+/// A problem+json response for a status and code that do not come from an [`ApiError`]
+/// (e.g. a refused signed link).
+pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
+    let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail: detail.to_owned(), code, errors: &[] };
+    with_problem_type(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn with_problem_type(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        if let Self::Internal(cause) | Self::Unavailable(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), status = status.as_u16(), "request failed");
+        }
+        let errors = match &self {
+            Self::Invalid(invalid) => invalid.0.as_slice(),
+            _ => &[],
+        };
+        let detail = self.to_string();
+        let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail, code, errors };
+        let mut response = with_problem_type(status, serde_json::to_vec(&body).unwrap_or_default());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid)
+    }
+}
+
+impl From<crate::queue::StoreError> for ApiError {
+    fn from(error: crate::queue::StoreError) -> Self {
+        match error {
+            crate::queue::StoreError::Database(_) => Self::Unavailable(error.into()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// Reads a JSON body: unparseable is `400`, the wrong shape (unknown field, wrong type) `422`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => ApiError::Invalid(Invalid::field("body", error.to_string())),
+        _ => ApiError::Malformed(format!("the body is not valid JSON: {error}")),
+    })
+}

@@ -1,0 +1,154 @@
+//! Building and running the application: the metadata store, object storage, the API, the
+//! worker pool and the upkeep tasks, and a graceful shutdown of all of them.
+
+use crate::api::{self, AppState};
+use crate::auth::Authenticator;
+use crate::config::{Settings, is_postgres};
+use crate::domain::JobKind;
+use crate::jobs::export::{ExportExpiry, ExportHandler};
+use crate::queue::executor::ExecutorSettings;
+use crate::queue::maintenance::{self, MaintenanceSettings};
+use crate::queue::pool::{self, Handlers, PoolSettings};
+use crate::queue::retry::RetryPolicy;
+use crate::queue::{Signals, Store, listen};
+use crate::storage::Storage;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// API and workers (`ferry serve`).
+    Serve,
+    /// Workers only (`ferry worker`).
+    Worker,
+}
+
+/// A built application, ready to run.
+pub struct Application {
+    settings: Arc<Settings>,
+    store: Store,
+    storage: Storage,
+    listener: Option<TcpListener>,
+}
+
+impl Application {
+    /// Connects to everything and binds the listen address (for `Serve`).
+    pub async fn build(mut settings: Settings, role: Role) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+        let listener = match role {
+            Role::Serve => Some(
+                TcpListener::bind(settings.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", settings.listen))?,
+            ),
+            Role::Worker => None,
+        };
+        // Links Ferry signs point at the address it really listens on (port 0 included).
+        if let (None, Some(addr)) = (&settings.public_url, listener.as_ref().and_then(|l| l.local_addr().ok())) {
+            settings.public_url = Some(format!("http://{addr}"));
+        }
+        let store = Store::connect(settings.metadata_url().expose(), Signals::default())
+            .await
+            .context("cannot open the metadata database")?;
+        let storage = Storage::from_settings(&settings).context("cannot open the object store")?;
+        Ok(Self { settings: Arc::new(settings), store, storage, listener })
+    }
+
+    /// The address the API listens on (useful with port 0).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Runs until `shutdown` fires, then stops taking work and drains within the grace period.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let settings = self.settings.clone();
+        let mut tasks = JoinSet::new();
+        let upkeep = CancellationToken::new();
+        if let Some(url) = settings.database_url.as_ref().map(|u| u.expose().to_owned()).filter(|u| is_postgres(u)) {
+            tasks.spawn(listen::run(url, self.store.signals().clone(), upkeep.clone()));
+        }
+        let executor = executor_settings(&settings);
+        let maintenance_settings = MaintenanceSettings {
+            rescue_interval: (settings.workers.lease / 2).max(Duration::from_millis(200)),
+            sweep_interval: settings.workers.sweep_interval,
+            record_retention: settings.storage.record_retention,
+            executor: executor.clone(),
+        };
+        tasks.spawn(maintenance::run(self.store.clone(), Arc::new(ExportExpiry(self.storage.clone())), maintenance_settings, upkeep.clone()));
+        let mut handlers: Handlers = Handlers::new();
+        handlers.insert(JobKind::Export, Arc::new(ExportHandler::new(settings.clone(), self.storage.clone())));
+        let pool_settings = PoolSettings {
+            concurrency: settings.workers.concurrency,
+            poll_interval: settings.workers.poll_interval,
+            shutdown_grace: settings.workers.shutdown_grace,
+            max_running_per_tenant: settings.limits.max_running_per_tenant,
+            executor,
+        };
+        let workers = tokio::spawn(pool::run(self.store.clone(), handlers, pool_settings, shutdown.clone()));
+        if let Some(listener) = self.listener {
+            let state = AppState {
+                settings: settings.clone(),
+                store: self.store.clone(),
+                storage: self.storage.clone(),
+                auth: Authenticator::new(&settings.auth),
+            };
+            tracing::info!(address = %listener.local_addr()?, "Ferry is listening");
+            let stop = shutdown.clone();
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .context("the HTTP server failed")?;
+        }
+        workers.await.context("the worker pool panicked")?;
+        upkeep.cancel();
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+fn executor_settings(settings: &Settings) -> ExecutorSettings {
+    ExecutorSettings {
+        worker: worker_name(),
+        lease: settings.workers.lease,
+        timeout: settings.workers.job_timeout,
+        retry: RetryPolicy { base: settings.workers.backoff_base, factor: 2, cap: settings.workers.backoff_cap },
+        retention: settings.storage.retention,
+    }
+}
+
+/// A name unique to this process, shown as a job's lease owner in logs.
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry".to_owned());
+    let short = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &short[..8])
+}
+
+/// Fires `token` on SIGTERM or Ctrl-C.
+pub fn stop_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+        tracing::info!("shutting down: no new jobs; running ones get the grace period");
+        token.cancel();
+    });
+}
