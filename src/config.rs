@@ -17,7 +17,12 @@ use std::time::Duration;
 /// The name of the embedded SQLite data connection in the data directory.
 pub const LOCAL_CONNECTION: &str = "local";
 /// Environment variables with the `FERRY_` prefix that are not configuration keys.
-const NOT_SETTINGS: [&str; 4] = ["FERRY_CONFIG", "FERRY_LOG_FORMAT", "FERRY_LOG", "FERRY_TEST_"];
+const NOT_SETTINGS: [&str; 4] = [
+    "FERRY_CONFIG",
+    "FERRY_LOG_FORMAT",
+    "FERRY_LOG",
+    "FERRY_TEST_",
+];
 /// The longest a signed link may live (what S3 allows for a pre-signed URL).
 const MAX_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -376,7 +381,9 @@ impl Settings {
             && !url.starts_with("s3://")
             && !url.starts_with("file://")
         {
-            problems.push(format!("storage.url {url:?} must start with s3:// or file://"));
+            problems.push(format!(
+                "storage.url {url:?} must start with s3:// or file://"
+            ));
         }
         if self.storage.link_ttl > MAX_LINK_TTL || self.storage.link_ttl.is_zero() {
             problems.push("storage.link_ttl must be between 1s and 7d".to_owned());
@@ -388,7 +395,8 @@ impl Settings {
             );
         }
         if self.workers.concurrency == 0 || self.workers.max_attempts == 0 {
-            problems.push("workers.concurrency and workers.max_attempts must be at least 1".to_owned());
+            problems
+                .push("workers.concurrency and workers.max_attempts must be at least 1".to_owned());
         }
         if self.workers.lease < Duration::from_secs(1) {
             problems.push("workers.lease must be at least 1s".to_owned());
@@ -397,12 +405,15 @@ impl Settings {
             problems.push("auth.mode = \"jwt\" is not available in this version yet".to_owned());
         }
         if self.auth.mode == AuthMode::ApiKeys && self.auth.api_keys.is_empty() {
-            problems.push("auth.mode = \"api_keys\" needs at least one [[auth.api_keys]]".to_owned());
+            problems
+                .push("auth.mode = \"api_keys\" needs at least one [[auth.api_keys]]".to_owned());
         }
         for (name, connection) in &self.connections {
             let url = connection.url.expose();
             if !is_postgres(url) && !url.starts_with("sqlite:") {
-                problems.push(format!("connections.{name}.url must be a postgres:// or sqlite: URL"));
+                problems.push(format!(
+                    "connections.{name}.url must be a postgres:// or sqlite: URL"
+                ));
             }
         }
         for (name, template) in &self.templates {
@@ -470,7 +481,10 @@ mod tests {
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

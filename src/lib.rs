@@ -6,3 +6,5 @@ pub mod config;
 pub mod domain;
 /// The durable queue: store, workers, retries, rescuer, sweeper.
 pub mod queue;
+/// Object storage: files, key layout, multipart uploads, signed download links.
+pub mod storage;

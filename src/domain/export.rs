@@ -156,7 +156,10 @@ impl ExportRequest {
         let delimiter = match csv.delimiter.as_bytes() {
             [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => *b,
             _ => {
-                errors.push("csv.delimiter", "must be one ASCII character other than a quote or a line break");
+                errors.push(
+                    "csv.delimiter",
+                    "must be one ASCII character other than a quote or a line break",
+                );
                 b','
             }
         };
@@ -167,14 +170,23 @@ impl ExportRequest {
         }
         if let Some(notify) = &self.notify {
             if notify.webhook_url.is_some() {
-                errors.push("notify.webhook_url", "webhooks are not available in this version yet");
+                errors.push(
+                    "notify.webhook_url",
+                    "webhooks are not available in this version yet",
+                );
             }
             if notify.email.is_some() {
-                errors.push("notify.email", "e-mail notifications are not available in this version yet");
+                errors.push(
+                    "notify.email",
+                    "e-mail notifications are not available in this version yet",
+                );
             }
         }
         if self.share_with.len() > MAX_SHARES || self.share_with.iter().any(|s| s.is_empty()) {
-            errors.push("share_with", format!("at most {MAX_SHARES} non-empty subjects"));
+            errors.push(
+                "share_with",
+                format!("at most {MAX_SHARES} non-empty subjects"),
+            );
         }
         let Some(source) = source else {
             return Err(errors.into_invalid());
@@ -274,7 +286,13 @@ mod tests {
             "format": "parquet", "csv": {"delimiter": ";;"}
         }))
         .unwrap();
-        let fields: Vec<String> = req.parse("d").unwrap_err().0.into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = req
+            .parse("d")
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["format", "csv.delimiter"]);
     }
 }

@@ -191,14 +191,17 @@ fn parse_kind(raw: &RawColumn, field: &str) -> Result<ColumnKind, Invalid> {
 fn int_kind(raw: &RawColumn, field: &str) -> Result<ColumnKind, Invalid> {
     let bound = |n: &Option<serde_json::Number>, name: &str, default: i64| match n {
         None => Ok(default),
-        Some(n) => n.as_i64().ok_or_else(|| {
-            Invalid::field(format!("{field}.{name}"), "must be a 64-bit integer")
-        }),
+        Some(n) => n
+            .as_i64()
+            .ok_or_else(|| Invalid::field(format!("{field}.{name}"), "must be a 64-bit integer")),
     };
     let min = bound(&raw.min, "min", 0)?;
     let max = bound(&raw.max, "max", 1_000_000)?;
     if min > max {
-        return Err(Invalid::field(format!("{field}.min"), "must not exceed max"));
+        return Err(Invalid::field(
+            format!("{field}.min"),
+            "must not exceed max",
+        ));
     }
     Ok(ColumnKind::Int { min, max })
 }
@@ -218,13 +221,19 @@ fn float_kind(raw: &RawColumn, field: &str) -> Result<ColumnKind, Invalid> {
 fn date_kind(raw: &RawColumn, field: &str) -> Result<ColumnKind, Invalid> {
     let parse = |text: &Option<String>, name: &str, default: Date| match text {
         None => Ok(default),
-        Some(text) => Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
-            .map_err(|_| Invalid::field(format!("{field}.{name}"), "expected YYYY-MM-DD")),
+        Some(text) => Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| Invalid::field(format!("{field}.{name}"), "expected YYYY-MM-DD")),
     };
     let start = parse(&raw.start, "start", time::macros::date!(2000 - 01 - 01))?;
     let end = parse(&raw.end, "end", time::macros::date!(2030 - 12 - 31))?;
     if start > end {
-        return Err(Invalid::field(format!("{field}.start"), "must not be after end"));
+        return Err(Invalid::field(
+            format!("{field}.start"),
+            "must not be after end",
+        ));
     }
     Ok(ColumnKind::Date { start, end })
 }
@@ -232,13 +241,17 @@ fn date_kind(raw: &RawColumn, field: &str) -> Result<ColumnKind, Invalid> {
 fn timestamp_kind(raw: &RawColumn, field: &str) -> Result<ColumnKind, Invalid> {
     let parse = |text: &Option<String>, name: &str, default: OffsetDateTime| match text {
         None => Ok(default),
-        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|_| Invalid::field(format!("{field}.{name}"), "expected an RFC 3339 timestamp")),
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            Invalid::field(format!("{field}.{name}"), "expected an RFC 3339 timestamp")
+        }),
     };
     let start = parse(&raw.start, "start", datetime!(2020-01-01 0:00 UTC))?;
     let end = parse(&raw.end, "end", datetime!(2026-12-31 23:59:59 UTC))?;
     if start > end {
-        return Err(Invalid::field(format!("{field}.start"), "must not be after end"));
+        return Err(Invalid::field(
+            format!("{field}.start"),
+            "must not be after end",
+        ));
     }
     Ok(ColumnKind::Timestamp { start, end })
 }

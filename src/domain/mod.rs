@@ -12,5 +12,5 @@ pub mod record;
 pub use export::{ExportRequest, ExportSpec, Source};
 pub use format::{Encoding, Format};
 pub use invalid::{FieldError, Invalid};
-pub use record::Job;
 pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
+pub use record::Job;

@@ -120,8 +120,14 @@ async fn finish(
     let holder = Holder::Worker(worker.clone());
     match (stop, outcome) {
         (_, Ok(result)) => {
-            store.succeed(job.id, worker, progress, &result, settings.retention).await?;
-            tracing::info!(rows = progress.rows, bytes = progress.bytes, "job succeeded");
+            store
+                .succeed(job.id, worker, progress, &result, settings.retention)
+                .await?;
+            tracing::info!(
+                rows = progress.rows,
+                bytes = progress.bytes,
+                "job succeeded"
+            );
         }
         (Some(Stop::Cancel), Err(_)) => {
             store.finish_cancelled(job.id, worker).await?;
@@ -137,7 +143,10 @@ async fn finish(
         (Some(Stop::Timeout), Err(_)) => {
             let error = JobError {
                 code: "timeout".to_owned(),
-                message: format!("the job ran longer than its timeout of {}", humantime::format_duration(settings.timeout)),
+                message: format!(
+                    "the job ran longer than its timeout of {}",
+                    humantime::format_duration(settings.timeout)
+                ),
                 transient: true,
             };
             fail(store, job, settings, &holder, &error).await?;

@@ -192,7 +192,11 @@ impl Store {
     }
 
     /// The worker stopped a job whose cancel was asked: `cancelled`.
-    pub async fn finish_cancelled(&self, id: JobId, worker: &str) -> Result<Option<Job>, StoreError> {
+    pub async fn finish_cancelled(
+        &self,
+        id: JobId,
+        worker: &str,
+    ) -> Result<Option<Job>, StoreError> {
         let query = sqlx::query(
             "UPDATE ferry_jobs SET state = 'cancelled', finished_at = $3, lease_owner = NULL,
                 lease_expires_at = NULL, event_seq = event_seq + 2
@@ -314,15 +318,19 @@ impl Store {
         let old = "SELECT id FROM ferry_jobs
              WHERE (state = 'expired' AND expires_at < $1)
                 OR (state IN ('failed', 'cancelled') AND finished_at < $1)";
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM ferry_job_events WHERE job_id IN ({old})")))
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query(AssertSqlSafe(format!("DELETE FROM ferry_jobs WHERE id IN ({old})")))
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM ferry_job_events WHERE job_id IN ({old})"
+        )))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM ferry_jobs WHERE id IN ({old})"
+        )))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(deleted)
     }

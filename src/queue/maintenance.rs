@@ -29,7 +29,12 @@ pub struct MaintenanceSettings {
 }
 
 /// Runs the rescuer and the sweeper until `stop`.
-pub async fn run(store: Store, expire: Arc<dyn Expire>, settings: MaintenanceSettings, stop: CancellationToken) {
+pub async fn run(
+    store: Store,
+    expire: Arc<dyn Expire>,
+    settings: MaintenanceSettings,
+    stop: CancellationToken,
+) {
     let mut rescue = tokio::time::interval(settings.rescue_interval);
     let mut sweep = tokio::time::interval(settings.sweep_interval);
     loop {
@@ -50,7 +55,10 @@ pub async fn run(store: Store, expire: Arc<dyn Expire>, settings: MaintenanceSet
 }
 
 /// Returns jobs whose lease ran out to the queue (or fails them when attempts are used up).
-pub async fn rescue_lapsed(store: &Store, settings: &ExecutorSettings) -> Result<usize, StoreError> {
+pub async fn rescue_lapsed(
+    store: &Store,
+    settings: &ExecutorSettings,
+) -> Result<usize, StoreError> {
     let lapsed = store.lapsed().await?;
     let error = JobError {
         code: "worker_lost".to_owned(),
@@ -58,7 +66,9 @@ pub async fn rescue_lapsed(store: &Store, settings: &ExecutorSettings) -> Result
         transient: true,
     };
     for found in &lapsed {
-        let Some(job) = store.get(found.id).await? else { continue };
+        let Some(job) = store.get(found.id).await? else {
+            continue;
+        };
         tracing::warn!(job.id = %job.id, attempt = job.attempt, "lease lapsed; rescuing the job");
         fail(store, &job, settings, &Holder::Lapsed, &error).await?;
     }
@@ -66,17 +76,25 @@ pub async fn rescue_lapsed(store: &Store, settings: &ExecutorSettings) -> Result
 }
 
 /// Deletes files past retention, marks their jobs expired, and purges old records.
-pub async fn sweep_expired(store: &Store, expire: &dyn Expire, record_retention: Duration) -> Result<(), StoreError> {
+pub async fn sweep_expired(
+    store: &Store,
+    expire: &dyn Expire,
+    record_retention: Duration,
+) -> Result<(), StoreError> {
     for job in store.expiring(100).await? {
         match expire.remove_output(&job).await {
             Ok(()) => {
                 store.mark_expired(job.id).await?;
                 tracing::info!(job.id = %job.id, "file deleted after retention; job expired");
             }
-            Err(error) => tracing::warn!(job.id = %job.id, error = %error, "could not delete an expired file; will try again"),
+            Err(error) => {
+                tracing::warn!(job.id = %job.id, error = %error, "could not delete an expired file; will try again")
+            }
         }
     }
-    let purged = store.purge(OffsetDateTime::now_utc() - record_retention).await?;
+    let purged = store
+        .purge(OffsetDateTime::now_utc() - record_retention)
+        .await?;
     if purged > 0 {
         tracing::info!(purged, "deleted old job records");
     }

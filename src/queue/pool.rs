@@ -28,7 +28,12 @@ pub struct PoolSettings {
 
 /// Runs jobs until `shutdown` fires; then takes no more, lets running ones finish within the
 /// grace period and hands back the rest.
-pub async fn run(store: Store, handlers: Handlers, settings: PoolSettings, shutdown: CancellationToken) {
+pub async fn run(
+    store: Store,
+    handlers: Handlers,
+    settings: PoolSettings,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let tracker = TaskTracker::new();
     let hand_back = CancellationToken::new();
@@ -53,7 +58,8 @@ pub async fn run(store: Store, handlers: Handlers, settings: PoolSettings, shutd
                     tracing::error!(job.id = %job.id, kind = job.kind.as_str(), "no handler for this kind of job");
                     continue;
                 };
-                let (store, executor, hand_back) = (store.clone(), settings.executor.clone(), hand_back.clone());
+                let (store, executor, hand_back) =
+                    (store.clone(), settings.executor.clone(), hand_back.clone());
                 tracker.spawn(async move {
                     execute(store, handler, job, executor, hand_back).await;
                     drop(slot);
@@ -71,7 +77,10 @@ pub async fn run(store: Store, handlers: Handlers, settings: PoolSettings, shutd
         }
     }
     tracker.close();
-    if tokio::time::timeout(settings.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(settings.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::info!("grace period over; handing running jobs back");
         hand_back.cancel();
         tracker.wait().await;

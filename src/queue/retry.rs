@@ -56,7 +56,10 @@ mod tests {
                 let jitter = f64::from(step) / 20.0;
                 let full = POLICY.delay(attempt, 1.0);
                 let delay = POLICY.delay(attempt, jitter);
-                assert!(delay <= full && delay >= full / 2, "attempt {attempt} jitter {jitter}");
+                assert!(
+                    delay <= full && delay >= full / 2,
+                    "attempt {attempt} jitter {jitter}"
+                );
                 assert!(POLICY.delay(attempt + 1, jitter) >= delay);
             }
         }

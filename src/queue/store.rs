@@ -287,7 +287,10 @@ impl Store {
         .await?;
         let jobs = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(match &query.visible_to {
-            Some(subject) => jobs.into_iter().filter(|j| j.is_visible_to(subject)).collect(),
+            Some(subject) => jobs
+                .into_iter()
+                .filter(|j| j.is_visible_to(subject))
+                .collect(),
             None => jobs,
         })
     }
@@ -308,7 +311,11 @@ impl Store {
     }
 
     /// The job's events after `after`, oldest first.
-    pub async fn events_since(&self, id: JobId, after: u64) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn events_since(
+        &self,
+        id: JobId,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, event, data FROM ferry_job_events
              WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
@@ -324,8 +331,11 @@ impl Store {
                 let data: String = row.try_get("data")?;
                 Ok(StoredEvent {
                     seq: seq as u64,
-                    kind: event.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-                    job: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    kind: event
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                    job: serde_json::from_str(&data)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 })
             })
             .collect()
@@ -333,18 +343,15 @@ impl Store {
 
     /// Writes the events of the job's latest change: `state`, plus `done` when final, or a
     /// `progress` event when the state did not change.
-    pub(super) async fn record(
-        &self,
-        tx: &mut AnyConnection,
-        job: &Job,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn record(&self, tx: &mut AnyConnection, job: &Job) -> Result<(), StoreError> {
         let events: &[(u64, EventKind)] = if job.state.is_final() {
             &[(1, EventKind::State), (0, EventKind::Done)]
         } else {
             &[(0, EventKind::State)]
         };
         for (back, kind) in events {
-            self.insert_event(tx, job, job.event_seq - back, *kind).await?;
+            self.insert_event(tx, job, job.event_seq - back, *kind)
+                .await?;
         }
         Ok(())
     }
@@ -412,11 +419,14 @@ fn escape_like(text: &str) -> String {
 
 /// Reads a `ferry_jobs` row.
 pub(super) fn decode(row: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
     let text = |name: &str| row.try_get::<String, _>(name);
     let opt_text = |name: &str| row.try_get::<Option<String>, _>(name);
     let opt_time = |name: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-        row.try_get::<Option<i64>, _>(name)?.map(from_ms).transpose()
+        row.try_get::<Option<i64>, _>(name)?
+            .map(from_ms)
+            .transpose()
     };
     let id = text("id")?;
     let error = opt_text("error")?
@@ -435,7 +445,8 @@ pub(super) fn decode(row: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         name: text("name")?,
         state: text("state")?.parse().map_err(|e| corrupt("state", &e))?,
         spec: serde_json::from_str(&text("spec")?).map_err(|e| corrupt("spec", &e))?,
-        share_with: serde_json::from_str(&text("share_with")?).map_err(|e| corrupt("share_with", &e))?,
+        share_with: serde_json::from_str(&text("share_with")?)
+            .map_err(|e| corrupt("share_with", &e))?,
         progress: serde_json::from_str(&text("progress")?).map_err(|e| corrupt("progress", &e))?,
         result,
         error,
