@@ -1,0 +1,177 @@
+//! Object storage: where exported files and uploads live, and how clients get at them.
+//!
+//! [`Storage`] wraps one object_store backend — a local directory (the embedded default) or
+//! any S3-compatible bucket — behind the few operations Ferry needs: streaming multipart
+//! uploads with a bounded number of parts in flight ([`Upload`]), clean-up of an upload a
+//! killed worker left behind, delete, size, read, and short-lived download links. S3 signs its
+//! own links; for the local directory Ferry signs them and serves them through [`router`].
+//! Keys follow one layout ([`export_key`]) and are checked so that no key can leave the store.
+//! Every failure is one [`StorageError`] that says whether trying again may help.
+
+mod disposition;
+mod error;
+mod key;
+mod link_key;
+mod links;
+mod open;
+mod serve;
+mod stale;
+mod upload;
+
+pub use disposition::{content_disposition, safe_filename};
+pub use error::StorageError;
+pub use key::{ObjectKey, export_key};
+pub use links::MAX_LINK_TTL;
+pub use serve::router;
+pub use upload::Upload;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use links::LinkSigner;
+use object_store::aws::AmazonS3;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The object store for files. Cheap to clone: clones share one backend.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    /// Bytes per multipart part.
+    part_size: usize,
+    /// Parts uploaded at once by one [`Upload`].
+    max_parts_in_flight: usize,
+}
+
+/// The two kinds of store.
+#[derive(Debug)]
+enum Backend {
+    /// A directory; links are signed by Ferry and served by [`router`].
+    Local(LocalBackend),
+    /// An S3-compatible bucket, with the configured key prefix applied; links are pre-signed.
+    S3(Arc<PrefixStore<AmazonS3>>),
+}
+
+/// The local directory and what its links need.
+#[derive(Debug)]
+struct LocalBackend {
+    store: Arc<LocalFileSystem>,
+    /// The directory, canonical.
+    root: PathBuf,
+    signer: LinkSigner,
+    /// Base URL of the links, without a trailing `/`.
+    public_base: String,
+}
+
+impl Storage {
+    /// The backend's object_store, for the operations both backends share.
+    fn store(&self) -> &dyn ObjectStore {
+        match &self.inner.backend {
+            Backend::Local(local) => local.store.as_ref(),
+            Backend::S3(s3) => s3.as_ref(),
+        }
+    }
+
+    /// Whether files live in a local directory (and links are served by [`router`]).
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner.backend, Backend::Local(_))
+    }
+
+    /// Deletes the object at `key`; a missing object is not an error.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        match self.store().delete(&key.path()).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StorageError::from_store(key.as_str(), e)),
+        }
+    }
+
+    /// The size in bytes of the object at `key`, or `None` if there is none.
+    pub async fn size(&self, key: &ObjectKey) -> Result<Option<u64>, StorageError> {
+        match self.store().head(&key.path()).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StorageError::from_store(key.as_str(), e)),
+        }
+    }
+
+    /// The object at `key` as a stream of chunks, read as the consumer pulls.
+    pub async fn read(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        let result = self
+            .store()
+            .get(&key.path())
+            .await
+            .map_err(|e| StorageError::from_store(key.as_str(), e))?;
+        let key = key.as_str().to_owned();
+        Ok(result
+            .into_stream()
+            .map_err(move |e| StorageError::from_store(&key, e))
+            .boxed())
+    }
+
+    /// Checks that the store answers, for readiness: the directory exists, or the bucket
+    /// accepts an authenticated request.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        match &self.inner.backend {
+            Backend::Local(local) => {
+                let meta = tokio::fs::metadata(&local.root)
+                    .await
+                    .map_err(StorageError::from_io)?;
+                if meta.is_dir() {
+                    Ok(())
+                } else {
+                    Err(StorageError::Config(format!(
+                        "{} is not a directory",
+                        local.root.display()
+                    )))
+                }
+            }
+            Backend::S3(s3) => {
+                // A key that never exists: "not found" proves the bucket and credentials work.
+                let probe = object_store::path::Path::from("ferry-readiness-probe");
+                match s3.head(&probe).await {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(StorageError::from_store(probe.as_ref(), e)),
+                }
+            }
+        }
+    }
+
+    /// A link that downloads `key` as an attachment named `filename` with `content_type`,
+    /// valid for `ttl` (1 s to 7 days), and the moment it expires.
+    pub async fn download_url(
+        &self,
+        key: &ObjectKey,
+        filename: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<(String, OffsetDateTime), StorageError> {
+        links::check_link_args(content_type, ttl)?;
+        match &self.inner.backend {
+            Backend::S3(s3) => {
+                links::presigned_get(s3.as_ref(), key, filename, content_type, ttl).await
+            }
+            Backend::Local(local) => {
+                let grant = links::Grant {
+                    key: key.clone(),
+                    expires: links::expiry(OffsetDateTime::now_utc(), ttl),
+                    filename: safe_filename(filename),
+                    content_type: content_type.to_owned(),
+                };
+                Ok(links::local_link(&local.signer, &local.public_base, &grant))
+            }
+        }
+    }
+}

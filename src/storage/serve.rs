@@ -1,0 +1,128 @@
+//! Serving Ferry-signed links to the local store: `GET /files/{*key}`.
+//!
+//! The link's signature and expiry are checked before anything touches the disk; a tampered,
+//! incomplete or foreign link and an expired one get a `403` problem (`invalid_link`,
+//! `link_expired`). A genuine link is answered by tower-http's `ServeFile`, which streams the
+//! file and handles `Range`, `HEAD` and conditional requests; the signed name and type become
+//! `Content-Disposition` and `Content-Type`. With S3 the store serves its own links and this
+//! router answers `404`.
+
+use super::disposition::content_disposition;
+use super::links::{self, Refusal};
+use super::{Backend, Storage};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use time::OffsetDateTime;
+use tower_http::services::ServeFile;
+
+/// The routes that serve local files by signed link; mount at the root of the public URL.
+pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> Router<S> {
+    Router::new()
+        .route("/files/{*key}", get(serve_file))
+        .with_state(storage)
+}
+
+/// Checks the link, then streams the file.
+async fn serve_file(
+    State(storage): State<Storage>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    let Backend::Local(local) = &storage.inner.backend else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not Found",
+            "no files are served here",
+        );
+    };
+    let now = OffsetDateTime::now_utc();
+    let grant = match links::verify(&local.signer, &key, query.as_deref().unwrap_or(""), now) {
+        Ok(grant) => grant,
+        Err(Refusal::Invalid(why)) => {
+            return problem(StatusCode::FORBIDDEN, "invalid_link", "Invalid link", why);
+        }
+        Err(Refusal::Expired) => {
+            let detail = "the link has expired; ask for a fresh one";
+            return problem(
+                StatusCode::FORBIDDEN,
+                "link_expired",
+                "Link expired",
+                detail,
+            );
+        }
+    };
+    let Ok(file) = local.store.path_to_filesystem(&grant.key.path()) else {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "invalid_link",
+            "Invalid link",
+            "no such file",
+        );
+    };
+    match ServeFile::new(file).try_call(request).await {
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => problem(
+            StatusCode::NOT_FOUND,
+            "file_not_found",
+            "File not found",
+            "the file no longer exists",
+        ),
+        Ok(response) => {
+            let mut response = response.map(Body::new);
+            if response.status().is_success() {
+                add_download_headers(&mut response, &grant.filename, &grant.content_type);
+            }
+            response
+        }
+        Err(error) => {
+            tracing::error!(key = %grant.key, error = %error, "cannot serve a local file");
+            let detail = "the file cannot be read right now";
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal Server Error",
+                detail,
+            )
+        }
+    }
+}
+
+/// The signed name and type, and no caching outside the browser or sniffing of the type.
+fn add_download_headers(response: &mut Response, filename: &str, content_type: &str) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        links::content_type_header(content_type),
+    );
+    if let Ok(value) = HeaderValue::from_str(&content_disposition(filename)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// An `application/problem+json` answer (RFC 9457) with Ferry's `code`.
+fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let content_type = HeaderValue::from_static("application/problem+json");
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        body.to_string(),
+    )
+        .into_response()
+}
