@@ -179,7 +179,7 @@ pub async fn fail(
         let delay = settings.retry.next_delay(job.attempt);
         OffsetDateTime::now_utc() + delay
     });
-    tracing::warn!(code = %error.code, message = %error.message, retry = retry_at.is_some(), "job attempt failed");
+    tracing::warn!(code = %error.code, detail = %error.message, retry = retry_at.is_some(), "job attempt failed");
     store.fail(job.id, holder, error, retry_at).await?;
     Ok(())
 }

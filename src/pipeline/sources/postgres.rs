@@ -9,7 +9,7 @@ use super::{Chunk, ENCODED_CHUNK, Opened, SourceError, channel};
 use crate::domain::Encoding;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgConnection, Row};
+use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgConnection, Row, SqlSafeStr};
 use std::time::Duration;
 
 /// What to read and how.
@@ -40,7 +40,7 @@ pub async fn open(query: PgQuery) -> Result<Opened, SourceError> {
     sqlx::raw_sql(AssertSqlSafe(setup)).execute(&mut conn).await?;
     let estimate = explain(&mut conn, &query.sql).await?;
     let columns = conn
-        .describe(AssertSqlSafe(query.sql.clone()))
+        .describe(AssertSqlSafe(query.sql.clone()).into_sql_str())
         .await?
         .columns()
         .iter()
@@ -86,7 +86,7 @@ async fn copy_csv(conn: &mut PgConnection, query: &PgQuery, tx: &Tx) -> Result<(
         "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER {}, DELIMITER '{delimiter}')",
         query.sql, query.header
     );
-    let mut stream = conn.copy_out_raw(AssertSqlSafe(copy)).await?;
+    let mut stream = conn.copy_out_raw(&copy).await?;
     let mut buffer = BytesMut::with_capacity(ENCODED_CHUNK * 2);
     let mut messages: u64 = 0;
     let mut header_pending = query.header;

@@ -7,7 +7,7 @@ use crate::pipeline::{BATCH_ROWS, Row};
 use futures::StreamExt;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row as _, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row as _, SqlSafeStr, SqliteConnection, TypeInfo, ValueRef};
 use std::str::FromStr;
 
 /// Opens `sql` on the database at `url`, read-only.
@@ -16,7 +16,7 @@ pub async fn open(url: &str, sql: String, params: Vec<Param>) -> Result<Opened, 
     let mut conn = options.connect().await?;
     sqlx::raw_sql("PRAGMA query_only = ON").execute(&mut conn).await?;
     let columns = conn
-        .describe(AssertSqlSafe(sql.clone()))
+        .describe(AssertSqlSafe(sql.clone()).into_sql_str())
         .await?
         .columns()
         .iter()
@@ -91,6 +91,6 @@ fn decode(row: &SqliteRow) -> Result<Row, SourceError> {
 /// Checks that `sql` can run (it parses, its tables exist) without running it.
 pub async fn check(url: &str, sql: &str) -> Result<(), SourceError> {
     let mut conn = SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
-    conn.describe(AssertSqlSafe(sql.to_owned())).await?;
+    conn.describe(AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
     Ok(())
 }
