@@ -148,7 +148,7 @@ impl Default for StorageSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSettings {
-    /// Jobs one process runs at once.
+    /// Jobs one process runs at once; `0` makes `ferry serve` an API-only process.
     pub concurrency: usize,
     /// How long a claimed job stays a worker's without a heartbeat.
     #[serde(with = "humantime_serde")]

@@ -162,7 +162,7 @@ async fn read_events(app: &crate::helpers::TestApp, id: &str, last: Option<u64>)
     parse_sse(&text)
 }
 
-pub fn parse_sse(text: &str) -> Vec<(u64, String, Value)> {
+pub(crate) fn parse_sse(text: &str) -> Vec<(u64, String, Value)> {
     text.split("\n\n")
         .filter_map(|block| {
             let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned());

@@ -6,11 +6,14 @@ use ferry::queue::{Inserted, NewJob, Signals, Store};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn config_file(settings: &ferry::config::Settings, data_url: &str, dir: &std::path::Path) -> std::path::PathBuf {
+/// A TOML file for `ferry` processes sharing the test app's metadata database and bucket.
+/// `top` goes before the first table (e.g. `listen = …`).
+fn config_file(settings: &ferry::config::Settings, data_url: &str, dir: &std::path::Path, top: &str) -> std::path::PathBuf {
     let s3 = s3();
     let toml = format!(
         r#"data_dir = "{data}"
 database_url = "{db}"
+{top}
 [storage]
 url = "{url}"
 endpoint = "{endpoint}"
@@ -43,8 +46,12 @@ allow_sql = true
 }
 
 fn start_worker(config: &std::path::Path) -> Child {
+    start_ferry("worker", config)
+}
+
+fn start_ferry(command: &str, config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["worker", "--config"])
+        .args([command, "--config"])
         .arg(config)
         .env("FERRY_LOG", "warn")
         .stdout(Stdio::null())
@@ -71,7 +78,7 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
     let (settings, data_url, prefix) = test_settings(Shape::Production).await;
     let prefix = prefix.unwrap();
     let dir = settings.data_dir.clone();
-    let config = config_file(&settings, &data_url, &dir);
+    let config = config_file(&settings, &data_url, &dir, "");
     let store = Store::connect(settings.database_url.as_ref().unwrap().expose(), Signals::default()).await.unwrap();
     let spec = serde_json::json!({
         "name": "big",
@@ -127,4 +134,95 @@ async fn lease_owner_pid(settings: &ferry::config::Settings) -> Option<u32> {
     let mut conn = sqlx::PgConnection::connect(settings.database_url.as_ref()?.expose()).await.ok()?;
     let owner: Option<String> = sqlx::query_scalar("SELECT lease_owner FROM ferry_jobs WHERE state = 'running'").fetch_optional(&mut conn).await.ok()??;
     owner?.rsplit('-').nth(1)?.parse().ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn events_of_a_job_run_by_another_process_reach_the_stream() {
+    let (mut settings, data_url, prefix) = test_settings(Shape::Production).await;
+    settings.workers.concurrency = 0;
+    let dir = settings.data_dir.join("worker");
+    let config = config_file(&settings, &data_url, &dir, "");
+    let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
+    let mut worker = start_worker(&config);
+    let body = serde_json::json!({"source": {"type": "generate", "rows": 300_000, "seed": 1, "columns": [{"name": "t", "kind": "text", "length": 40}]}, "format": "csv.gz"});
+    let response = app.client.post(app.url("/v1/exports")).header("Accept", "text/event-stream").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(120), response.text()).await.expect("the stream ends").unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let events = crate::exports::parse_sse(&text);
+    let names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    assert!(names.contains(&"progress"), "{names:?}");
+    let done = &events.last().unwrap().2;
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["result"]["file"]["rows"], 300_000);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_job_starts_at_once_on_a_wake_up_not_a_poll() {
+    for shape in [Shape::Embedded, Shape::Production] {
+        let (mut settings, data_url, prefix) = test_settings(shape).await;
+        settings.workers.poll_interval = Duration::from_secs(60);
+        let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
+        // Let the workers go idle, waiting on their (60 s) poll.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let body = serde_json::json!({"source": {"type": "generate", "rows": 10, "columns": [{"name": "a", "kind": "int"}]}});
+        let id = app.create_export(body).await["id"].as_str().unwrap().to_owned();
+        let job = app.wait_final(&id).await;
+        let at = |field: &str| time::OffsetDateTime::parse(job[field].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let waited = at("started_at") - at("created_at");
+        assert!(waited < time::Duration::milliseconds(500), "{shape:?}: the job waited {waited}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_hands_a_running_job_back_and_a_restart_finishes_it() {
+    let dir = std::env::temp_dir().join(format!("ferry-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let config = dir.join("ferry.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[workers]\nshutdown_grace = \"1s\"\nlease = \"2s\"\n", dir.display())).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start_ferry("serve", &config);
+    eventually(Duration::from_secs(20), "the server to listen", || async { client.get(format!("{base}/healthz")).send().await.ok().map(drop) }).await;
+    let body = serde_json::json!({"source": {"type": "generate", "rows": 200_000_000u64, "columns": [{"name": "a", "kind": "int"}]}});
+    let job: serde_json::Value = client.post(format!("{base}/v1/exports")).json(&body).send().await.unwrap().json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job_url = format!("{base}/v1/exports/{id}");
+    eventually(Duration::from_secs(20), "the job to run", || async {
+        let job: serde_json::Value = client.get(&job_url).send().await.ok()?.json().await.ok()?;
+        (job["state"] == "running").then_some(())
+    })
+    .await;
+    let stopped_at = std::time::Instant::now();
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "ferry exits cleanly on SIGTERM: {status}");
+    assert!(stopped_at.elapsed() < Duration::from_secs(10), "stopped within the grace period");
+
+    let mut server = start_ferry("serve", &config);
+    let job = eventually(Duration::from_secs(20), "the restarted server to answer", || async {
+        client.get(&job_url).send().await.ok()?.json::<serde_json::Value>().await.ok()
+    })
+    .await;
+    assert!(["queued", "running"].contains(&job["state"].as_str().unwrap()), "{job}");
+    assert!(job["attempt"].as_u64().unwrap() <= 1, "the handed-back attempt does not count: {job}");
+    let running = eventually(Duration::from_secs(20), "the job to run again", || async {
+        let job: serde_json::Value = client.get(&job_url).send().await.ok()?.json().await.ok()?;
+        (job["state"] == "running").then_some(job)
+    })
+    .await;
+    assert_eq!(running["attempt"], 1);
+    client.post(format!("{job_url}/cancel")).send().await.unwrap();
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
