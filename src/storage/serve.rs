@@ -12,6 +12,7 @@ use super::links::{self, Refusal};
 use super::{Backend, Storage};
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,16 +30,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> Router<S> {
 /// Checks the link, then streams the file.
 async fn serve_file(
     State(storage): State<Storage>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
     let Backend::Local(local) = &storage.inner.backend else {
+        let detail = "no files are served here";
+        return problem(StatusCode::NOT_FOUND, "not_found", "Not Found", detail);
+    };
+    let Ok(Path(key)) = key else {
+        let detail = "the link's path is malformed";
         return problem(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not Found",
-            "no files are served here",
+            StatusCode::FORBIDDEN,
+            "invalid_link",
+            "Invalid link",
+            detail,
         );
     };
     let now = OffsetDateTime::now_utc();

@@ -538,6 +538,7 @@ async fn keys_that_could_leave_the_store_are_refused(backend: Backend) {
             "/files/exports/../../../../outside.txt",
             "/files/exports/%2E%2E/%2e%2e/%2E%2E/%2E%2E/outside.txt",
             "/files/..%2Flink-signing.key",
+            "/files/exports/%FF%FE",
         ] {
             let (status, body) = raw_get(&addr, &format!("{path}?{query}")).await;
             assert_eq!(status, 403, "{path}: {body}");
