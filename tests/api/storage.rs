@@ -656,3 +656,45 @@ async fn a_local_link_survives_a_restart_with_the_same_data_directory() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"kept");
 }
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_fails_readiness_quickly_as_transient() {
+    let settings = Settings {
+        data_dir: temp_dir(),
+        storage: StorageSettings {
+            url: Some("s3://nowhere/prefix".to_owned()),
+            endpoint: Some("http://127.0.0.1:1".to_owned()),
+            access_key_id: Some("k".to_owned()),
+            secret_access_key: Some(Secret::new("s")),
+            ..storage_settings()
+        },
+        ..Settings::default()
+    };
+    let storage = Storage::from_settings(&settings).unwrap();
+    let started = std::time::Instant::now();
+    let error = storage.ping().await.unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_for_good() {
+    let s3 = S3Env::from_env();
+    let settings = Settings {
+        data_dir: temp_dir(),
+        storage: StorageSettings {
+            url: Some(format!("s3://{}/{}", s3.bucket, uuid::Uuid::new_v4())),
+            endpoint: Some(s3.endpoint.clone()),
+            region: s3.region.clone(),
+            access_key_id: Some(s3.key.clone()),
+            secret_access_key: Some(Secret::new("not-the-secret")),
+            ..storage_settings()
+        },
+        ..Settings::default()
+    };
+    let storage = Storage::from_settings(&settings).unwrap();
+    let error = storage.ping().await.unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    let error = storage.begin_upload(&new_key("denied")).await.unwrap_err();
+    assert!(matches!(error, StorageError::Refused(_)), "{error}");
+}
