@@ -47,6 +47,7 @@ pub struct Storage {
     inner: Arc<Inner>,
 }
 
+/// What the clones of a [`Storage`] share.
 struct Inner {
     backend: Backend,
     /// Bytes per multipart part.
