@@ -183,11 +183,11 @@ pub fn verify(
     Ok(grant)
 }
 
-/// Unix seconds `ttl` from `now`, rounded up to a whole second.
+/// Unix seconds `ttl` from `now`, in whole seconds as S3 counts them (never later than the
+/// store's own expiry: its clock starts when it signs, just after `now`).
 pub fn expiry(now: OffsetDateTime, ttl: Duration) -> i64 {
-    let whole = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    now.unix_timestamp()
-        .saturating_add(i64::try_from(whole).unwrap_or(i64::MAX))
+    let whole = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    now.unix_timestamp().saturating_add(whole)
 }
 
 /// The moment of a unix timestamp; the far future if it cannot be represented.
@@ -343,8 +343,8 @@ mod tests {
     }
 
     #[test]
-    fn expiry_rounds_a_partial_second_up() {
-        assert_eq!(expiry(now(), Duration::from_millis(1500)), NOW + 2);
+    fn expiry_counts_whole_seconds() {
+        assert_eq!(expiry(now(), Duration::from_millis(1500)), NOW + 1);
         assert_eq!(expiry(now(), Duration::from_secs(5)), NOW + 5);
     }
 }

@@ -32,18 +32,22 @@ use object_store::aws::AmazonS3;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// How long a readiness check waits for the store (object_store itself retries for minutes).
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The object store for files. Cheap to clone: clones share one backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+/// What the clones of a [`Storage`] share.
 struct Inner {
     backend: Backend,
     /// Bytes per multipart part.
@@ -53,7 +57,6 @@ struct Inner {
 }
 
 /// The two kinds of store.
-#[derive(Debug)]
 enum Backend {
     /// A directory; links are signed by Ferry and served by [`router`].
     Local(LocalBackend),
@@ -62,7 +65,6 @@ enum Backend {
 }
 
 /// The local directory and what its links need.
-#[derive(Debug)]
 struct LocalBackend {
     store: Arc<LocalFileSystem>,
     /// The directory, canonical.
@@ -70,6 +72,15 @@ struct LocalBackend {
     signer: LinkSigner,
     /// Base URL of the links, without a trailing `/`.
     public_base: String,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.backend {
+            Backend::Local(local) => write!(f, "Storage(local {})", local.root.display()),
+            Backend::S3(s3) => write!(f, "Storage({s3})"),
+        }
+    }
 }
 
 impl Storage {
@@ -121,9 +132,16 @@ impl Storage {
             .boxed())
     }
 
-    /// Checks that the store answers, for readiness: the directory exists, or the bucket
-    /// accepts an authenticated request.
+    /// Checks that the store answers within a few seconds, for readiness: the directory
+    /// exists, or the bucket accepts an authenticated request.
     pub async fn ping(&self) -> Result<(), StorageError> {
+        match tokio::time::timeout(PING_TIMEOUT, self.probe()).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(StorageError::Unreachable(Box::new(elapsed))),
+        }
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
         match &self.inner.backend {
             Backend::Local(local) => {
                 let meta = tokio::fs::metadata(&local.root)
@@ -132,10 +150,8 @@ impl Storage {
                 if meta.is_dir() {
                     Ok(())
                 } else {
-                    Err(StorageError::Config(format!(
-                        "{} is not a directory",
-                        local.root.display()
-                    )))
+                    let root = local.root.display();
+                    Err(StorageError::Config(format!("{root} is not a directory")))
                 }
             }
             Backend::S3(s3) => {

@@ -87,6 +87,8 @@ fn open_local(dir: &Path, settings: &Settings) -> Result<LocalBackend, StorageEr
     let root = std::fs::canonicalize(dir).map_err(|e| unusable(&e))?;
     let store = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| unusable(&e))?
+        // A finished export is on disk, as it would be in S3, and empty folders go with it.
+        .with_fsync(true)
         .with_automatic_cleanup(true);
     let key = match &settings.storage.signing_key {
         Some(secret) => secret.expose().as_bytes().to_vec(),

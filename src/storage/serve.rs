@@ -8,14 +8,16 @@
 //! router answers `404`.
 
 use super::disposition::content_disposition;
-use super::links::{self, Refusal};
+use super::links::{self, Grant, Refusal};
 use super::{Backend, Storage};
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::path::PathBuf;
 use time::OffsetDateTime;
 use tower_http::services::ServeFile;
 
@@ -29,24 +31,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> Router<S> {
 /// Checks the link, then streams the file.
 async fn serve_file(
     State(storage): State<Storage>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
     let Backend::Local(local) = &storage.inner.backend else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not Found",
-            "no files are served here",
-        );
+        let detail = "no files are served here";
+        return problem(StatusCode::NOT_FOUND, "not_found", "Not Found", detail);
+    };
+    let Ok(Path(key)) = key else {
+        return invalid_link("the link's path is malformed");
     };
     let now = OffsetDateTime::now_utc();
     let grant = match links::verify(&local.signer, &key, query.as_deref().unwrap_or(""), now) {
         Ok(grant) => grant,
-        Err(Refusal::Invalid(why)) => {
-            return problem(StatusCode::FORBIDDEN, "invalid_link", "Invalid link", why);
-        }
+        Err(Refusal::Invalid(why)) => return invalid_link(why),
         Err(Refusal::Expired) => {
             let detail = "the link has expired; ask for a fresh one";
             return problem(
@@ -57,21 +56,25 @@ async fn serve_file(
             );
         }
     };
-    let Ok(file) = local.store.path_to_filesystem(&grant.key.path()) else {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "invalid_link",
-            "Invalid link",
-            "no such file",
-        );
-    };
+    match local.store.path_to_filesystem(&grant.key.path()) {
+        Ok(file) => stream_file(file, &grant, request).await,
+        Err(_) => invalid_link("the link names no valid file"),
+    }
+}
+
+/// Streams `file` with tower-http (`Range`, `HEAD`, conditional requests) under the grant's
+/// name and type.
+async fn stream_file(file: PathBuf, grant: &Grant, request: Request) -> Response {
     match ServeFile::new(file).try_call(request).await {
-        Ok(response) if response.status() == StatusCode::NOT_FOUND => problem(
-            StatusCode::NOT_FOUND,
-            "file_not_found",
-            "File not found",
-            "the file no longer exists",
-        ),
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => {
+            let detail = "the file no longer exists";
+            problem(
+                StatusCode::NOT_FOUND,
+                "file_not_found",
+                "File not found",
+                detail,
+            )
+        }
         Ok(response) => {
             let mut response = response.map(Body::new);
             if response.status().is_success() {
@@ -82,14 +85,20 @@ async fn serve_file(
         Err(error) => {
             tracing::error!(key = %grant.key, error = %error, "cannot serve a local file");
             let detail = "the file cannot be read right now";
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal Server Error",
-                detail,
-            )
+            let status = StatusCode::INTERNAL_SERVER_ERROR;
+            problem(status, "internal", "Internal Server Error", detail)
         }
     }
+}
+
+/// `403 invalid_link`.
+fn invalid_link(detail: &str) -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "invalid_link",
+        "Invalid link",
+        detail,
+    )
 }
 
 /// The signed name and type, and no caching outside the browser or sniffing of the type.

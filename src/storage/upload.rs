@@ -73,21 +73,26 @@ impl Storage {
                 Sink::Local(local.store.put_multipart(&path).await.map_err(to_error)?)
             }
         };
-        Ok(Upload {
-            key: key.clone(),
+        let (part_size, max_in_flight) = (self.inner.part_size, self.inner.max_parts_in_flight);
+        Ok(Upload::new(key.clone(), sink, part_size, max_in_flight))
+    }
+}
+
+impl Upload {
+    fn new(key: ObjectKey, sink: Sink, part_size: usize, max_in_flight: usize) -> Self {
+        Self {
+            key,
             sink,
-            part_size: self.inner.part_size,
-            max_in_flight: self.inner.max_parts_in_flight,
+            part_size,
+            max_in_flight,
             buffer: new_buffer(),
             in_flight: JoinSet::new(),
             parts: Vec::new(),
             next_part: 0,
             size: 0,
-        })
+        }
     }
-}
 
-impl Upload {
     /// The S3 multipart upload id, to keep in the job's checkpoint; `None` for the local store.
     pub fn upload_id(&self) -> Option<String> {
         match &self.sink {
@@ -107,7 +112,7 @@ impl Upload {
     }
 
     /// Appends `data`. Waits while `max_parts_in_flight` parts are being uploaded, and fails
-    /// with the first part that failed.
+    /// with the first part that failed; after an error, [`Upload::abort`] the upload.
     pub async fn write(&mut self, mut data: Bytes) -> Result<(), StorageError> {
         self.size += data.len() as u64;
         while !data.is_empty() {
@@ -259,4 +264,99 @@ impl Sink {
 /// An empty part buffer that copies small writes into 64 KiB blocks.
 fn new_buffer() -> PutPayloadMut {
     PutPayloadMut::new().with_block_size(COPY_BELOW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::{PutResult, UploadPart};
+    use std::sync::Mutex;
+    use tokio::sync::Semaphore;
+
+    /// A local-style upload whose parts finish only when the test lets them.
+    #[derive(Debug)]
+    struct GatedUpload {
+        gate: Arc<Semaphore>,
+        /// Lengths of the parts started, in order.
+        started: Arc<Mutex<Vec<usize>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl MultipartUpload for GatedUpload {
+        fn put_part(&mut self, data: PutPayload) -> UploadPart {
+            self.started.lock().unwrap().push(data.content_length());
+            let gate = self.gate.clone();
+            Box::pin(async move {
+                gate.acquire().await.unwrap().forget();
+                Ok(())
+            })
+        }
+
+        async fn complete(&mut self) -> object_store::Result<PutResult> {
+            Ok(PutResult {
+                e_tag: None,
+                version: None,
+                extensions: Default::default(),
+            })
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn gated(
+        part_size: usize,
+        max_in_flight: usize,
+    ) -> (Upload, Arc<Semaphore>, Arc<Mutex<Vec<usize>>>) {
+        let fake = GatedUpload {
+            gate: Arc::new(Semaphore::new(0)),
+            started: Arc::default(),
+        };
+        let (gate, started) = (fake.gate.clone(), fake.started.clone());
+        let key = ObjectKey::parse("t/file.csv").unwrap();
+        let upload = Upload::new(key, Sink::Local(Box::new(fake)), part_size, max_in_flight);
+        (upload, gate, started)
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_while_the_maximum_number_of_parts_is_in_flight() {
+        let (mut upload, gate, started) = gated(10, 2);
+        upload.write(Bytes::from_static(&[1; 20])).await.unwrap();
+        assert_eq!(*started.lock().unwrap(), [10, 10]);
+
+        {
+            let third = upload.write(Bytes::from_static(&[2; 10]));
+            tokio::pin!(third);
+            assert!(
+                futures::poll!(third.as_mut()).is_pending(),
+                "a third part went out"
+            );
+            assert_eq!(started.lock().unwrap().len(), 2);
+            gate.add_permits(1);
+            third.await.unwrap();
+        }
+        assert_eq!(*started.lock().unwrap(), [10, 10, 10]);
+        gate.add_permits(2);
+        assert_eq!(upload.finish().await.unwrap(), 30);
+    }
+
+    #[tokio::test]
+    async fn writes_are_cut_into_parts_of_exactly_part_size_and_a_short_last_one() {
+        let (mut upload, gate, started) = gated(10, 8);
+        gate.add_permits(100);
+        for chunk in [3usize, 9, 1, 15, 4] {
+            upload.write(Bytes::from(vec![0; chunk])).await.unwrap();
+            assert!(upload.buffer.content_length() < 10);
+        }
+        assert_eq!(upload.finish().await.unwrap(), 32);
+        assert_eq!(*started.lock().unwrap(), [10, 10, 10, 2]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_upload_sends_no_part_and_completes() {
+        let (upload, _gate, started) = gated(10, 2);
+        assert_eq!(upload.finish().await.unwrap(), 0);
+        assert!(started.lock().unwrap().is_empty());
+    }
 }
