@@ -31,37 +31,7 @@ enum Kind {
     /// A temporary directory, with `storage::router` serving its links.
     Local { dir: PathBuf },
     /// A uuid prefix in the test bucket.
-    S3 { s3: S3Env, prefix: String },
-}
-
-/// The S3 server `scripts/test` provides.
-#[derive(Clone)]
-struct S3Env {
-    endpoint: String,
-    bucket: String,
-    key: String,
-    secret: String,
-    region: String,
-}
-
-impl S3Env {
-    fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| {
-                panic!(
-                    "{name} is not set: the S3 storage tests need an S3-compatible server; \
-                     run them with scripts/test, which starts one"
-                )
-            })
-        };
-        Self {
-            endpoint: var("FERRY_TEST_S3_ENDPOINT"),
-            bucket: var("FERRY_TEST_S3_BUCKET"),
-            key: var("FERRY_TEST_S3_ACCESS_KEY_ID"),
-            secret: var("FERRY_TEST_S3_SECRET_ACCESS_KEY"),
-            region: var("FERRY_TEST_S3_REGION"),
-        }
-    }
+    S3 { prefix: String },
 }
 
 /// Storage settings shared by both backends: 5 MiB parts, two in flight.
@@ -100,7 +70,7 @@ impl Backend {
 
     /// A fresh prefix in the test bucket.
     fn s3() -> Self {
-        let s3 = S3Env::from_env();
+        let s3 = crate::helpers::s3();
         let prefix = uuid::Uuid::new_v4().to_string();
         let settings = Settings {
             data_dir: temp_dir(),
@@ -117,7 +87,7 @@ impl Backend {
         let storage = Storage::from_settings(&settings).unwrap();
         Self {
             storage,
-            kind: Kind::S3 { s3, prefix },
+            kind: Kind::S3 { prefix },
         }
     }
 
@@ -140,11 +110,7 @@ impl Backend {
                     Err(_) => 0,
                 }
             }
-            Kind::S3 { s3, prefix } => {
-                let full_key = format!("{prefix}/{key}");
-                let listing = list_multipart_uploads(s3, &full_key).await;
-                listing.matches("<Upload>").count()
-            }
+            Kind::S3 { prefix } => crate::helpers::incomplete_uploads(&format!("{prefix}/{key}")).len(),
         }
     }
 }
@@ -157,34 +123,6 @@ impl Drop for Backend {
     }
 }
 
-/// `ListMultipartUploads` for `prefix`, as XML.
-async fn list_multipart_uploads(s3: &S3Env, prefix: &str) -> String {
-    // Parameters sorted and fully encoded, `uploads=` with its `=`: curl 7.88 signs the query
-    // as written instead of canonicalising it.
-    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let prefix = percent_encoding::utf8_percent_encode(prefix, UNRESERVED);
-    let url = format!("{}/{}?prefix={prefix}&uploads=", s3.endpoint, s3.bucket);
-    let output = tokio::process::Command::new("curl")
-        .args(["-sS", "--fail-with-body", "--aws-sigv4"])
-        .arg(format!("aws:amz:{}:s3", s3.region))
-        .arg("--user")
-        .arg(format!("{}:{}", s3.key, s3.secret))
-        .arg(url)
-        .output()
-        .await
-        .expect("curl must be installed to list S3 multipart uploads");
-    let body = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success() && body.contains("ListMultipartUploadsResult"),
-        "listing multipart uploads failed: {body} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    body
-}
 
 /// A key of the layout exports use.
 fn new_key(name: &str) -> ObjectKey {
@@ -679,7 +617,7 @@ async fn a_store_that_does_not_answer_fails_readiness_quickly_as_transient() {
 
 #[tokio::test]
 async fn wrong_credentials_are_refused_for_good() {
-    let s3 = S3Env::from_env();
+    let s3 = crate::helpers::s3();
     let settings = Settings {
         data_dir: temp_dir(),
         storage: StorageSettings {
