@@ -437,3 +437,85 @@ fn below_is_always_under_its_bound() {
     }
     assert_eq!(upto(&mut rng, 0), 0);
 }
+
+/// Run with `cargo test --release --lib -- --ignored --nocapture generate_and_encode_throughput`.
+#[test]
+#[ignore = "a measurement, not a check: run it in release mode"]
+fn generate_and_encode_throughput_is_reported_for_a_million_rows() {
+    use crate::pipeline::BATCH_ROWS;
+    use crate::pipeline::codecs::{Encoder, csv::CsvConfig};
+    use std::time::Instant;
+    let rows = 1_000_000;
+    let timestamps = ColumnKind::Timestamp {
+        start: datetime!(2020-01-01 0:00 UTC),
+        end: datetime!(2026-12-31 23:59:59 UTC),
+    };
+    let plans = ["free", "pro", "team"].map(str::to_owned).to_vec();
+    let spec = GenerateSpec {
+        rows,
+        seed: 1,
+        columns: vec![
+            column("id", ColumnKind::Uuid, 0.0),
+            column("age", ColumnKind::Int { min: 18, max: 99 }, 0.0),
+            column(
+                "balance",
+                ColumnKind::Float {
+                    min: -1e4,
+                    max: 1e6,
+                },
+                0.1,
+            ),
+            column("name", ColumnKind::Name, 0.0),
+            column("email", ColumnKind::Email, 0.0),
+            column("created_at", timestamps, 0.0),
+            column("plan", ColumnKind::Enum { values: plans }, 0.0),
+            column(
+                "bio",
+                ColumnKind::Text {
+                    min_length: 10,
+                    max_length: 60,
+                },
+                0.2,
+            ),
+        ],
+    };
+    let started = Instant::now();
+    let mut generator = Generator::new(spec.clone());
+    let mut generated = 0;
+    loop {
+        let batch = generator.next_batch(BATCH_ROWS);
+        if batch.is_empty() {
+            break;
+        }
+        generated += batch.len();
+    }
+    let generate_only = started.elapsed();
+    assert_eq!(generated as u64, rows);
+
+    let started = Instant::now();
+    let mut generator = Generator::new(spec);
+    let mut encoder = CsvConfig::default().build();
+    let (mut out, mut bytes) = (Vec::with_capacity(1 << 21), 0);
+    encoder.begin(&generator.columns(), &mut out);
+    loop {
+        let batch = generator.next_batch(BATCH_ROWS);
+        if batch.is_empty() {
+            break;
+        }
+        encoder.encode(&batch, &mut out);
+        if out.len() >= 1 << 20 {
+            bytes += out.len();
+            out.clear();
+        }
+    }
+    encoder.finish(&mut out);
+    bytes += out.len();
+    let both = started.elapsed();
+    println!(
+        "generate: {:.0} rows/s; generate + CSV: {:.0} rows/s, {:.0} MB/s, {} bytes",
+        rows as f64 / generate_only.as_secs_f64(),
+        rows as f64 / both.as_secs_f64(),
+        bytes as f64 / 1e6 / both.as_secs_f64(),
+        bytes
+    );
+}
