@@ -27,7 +27,7 @@ trap cleanup EXIT
 
 log "building ferry (release)"
 cargo build --release --quiet
-ferry=target/release/ferry
+ferry=${CARGO_TARGET_DIR:-target}/release/ferry
 
 log "loading $rows rows into $db.bench_rows (skipped when already there)"
 psql -X -q "$admin" -c "CREATE DATABASE $db" 2>/dev/null || true

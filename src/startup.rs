@@ -39,8 +39,12 @@ pub struct Application {
 impl Application {
     /// Connects to everything and binds the listen address (for `Serve`).
     pub async fn build(mut settings: Settings, role: Role) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let listener = match role {
             Role::Serve => Some(
                 TcpListener::bind(settings.listen)
@@ -50,14 +54,22 @@ impl Application {
             Role::Worker => None,
         };
         // Links Ferry signs point at the address it really listens on (port 0 included).
-        if let (None, Some(addr)) = (&settings.public_url, listener.as_ref().and_then(|l| l.local_addr().ok())) {
+        if let (None, Some(addr)) = (
+            &settings.public_url,
+            listener.as_ref().and_then(|l| l.local_addr().ok()),
+        ) {
             settings.public_url = Some(format!("http://{addr}"));
         }
         let store = Store::connect(settings.metadata_url().expose(), Signals::default())
             .await
             .context("cannot open the metadata database")?;
         let storage = Storage::from_settings(&settings).context("cannot open the object store")?;
-        Ok(Self { settings: Arc::new(settings), store, storage, listener })
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            storage,
+            listener,
+        })
     }
 
     /// The address the API listens on (useful with port 0).
@@ -70,8 +82,17 @@ impl Application {
         let settings = self.settings.clone();
         let mut tasks = JoinSet::new();
         let upkeep = CancellationToken::new();
-        if let Some(url) = settings.database_url.as_ref().map(|u| u.expose().to_owned()).filter(|u| is_postgres(u)) {
-            tasks.spawn(listen::run(url, self.store.signals().clone(), upkeep.clone()));
+        if let Some(url) = settings
+            .database_url
+            .as_ref()
+            .map(|u| u.expose().to_owned())
+            .filter(|u| is_postgres(u))
+        {
+            tasks.spawn(listen::run(
+                url,
+                self.store.signals().clone(),
+                upkeep.clone(),
+            ));
         }
         let executor = executor_settings(&settings);
         let maintenance_settings = MaintenanceSettings {
@@ -80,9 +101,17 @@ impl Application {
             record_retention: settings.storage.record_retention,
             executor: executor.clone(),
         };
-        tasks.spawn(maintenance::run(self.store.clone(), Arc::new(ExportExpiry(self.storage.clone())), maintenance_settings, upkeep.clone()));
+        tasks.spawn(maintenance::run(
+            self.store.clone(),
+            Arc::new(ExportExpiry(self.storage.clone())),
+            maintenance_settings,
+            upkeep.clone(),
+        ));
         let mut handlers: Handlers = Handlers::new();
-        handlers.insert(JobKind::Export, Arc::new(ExportHandler::new(settings.clone(), self.storage.clone())));
+        handlers.insert(
+            JobKind::Export,
+            Arc::new(ExportHandler::new(settings.clone(), self.storage.clone())),
+        );
         let pool_settings = PoolSettings {
             concurrency: settings.workers.concurrency,
             poll_interval: settings.workers.poll_interval,
@@ -90,7 +119,12 @@ impl Application {
             max_running_per_tenant: settings.limits.max_running_per_tenant,
             executor,
         };
-        let workers = tokio::spawn(pool::run(self.store.clone(), handlers, pool_settings, shutdown.clone()));
+        let workers = tokio::spawn(pool::run(
+            self.store.clone(),
+            handlers,
+            pool_settings,
+            shutdown.clone(),
+        ));
         if let Some(listener) = self.listener {
             let state = AppState {
                 settings: settings.clone(),
@@ -117,7 +151,11 @@ fn executor_settings(settings: &Settings) -> ExecutorSettings {
         worker: worker_name(),
         lease: settings.workers.lease,
         timeout: settings.workers.job_timeout,
-        retry: RetryPolicy { base: settings.workers.backoff_base, factor: 2, cap: settings.workers.backoff_cap },
+        retry: RetryPolicy {
+            base: settings.workers.backoff_base,
+            factor: 2,
+            cap: settings.workers.backoff_cap,
+        },
         retention: settings.storage.retention,
     }
 }

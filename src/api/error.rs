@@ -57,16 +57,48 @@ impl ApiError {
     /// Status, stable code and title, in one table.
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request", "Malformed request"),
-            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
+            Self::Malformed(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "Malformed request",
+            ),
+            Self::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "Invalid request",
+            ),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "invalid_state", "Conflict with the job's state"),
-            Self::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused"),
+            Self::Conflict(_) => (
+                StatusCode::CONFLICT,
+                "invalid_state",
+                "Conflict with the job's state",
+            ),
+            Self::KeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            Self::TooBusy(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs", "Too many queued jobs"),
-            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "Request too large"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Self::TooBusy(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_jobs",
+                "Too many queued jobs",
+            ),
+            Self::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "Request too large",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 }
@@ -74,13 +106,23 @@ impl ApiError {
 /// A problem+json response for a status and code that do not come from an [`ApiError`]
 /// (e.g. a refused signed link).
 pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
-    let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail: detail.to_owned(), code, errors: &[] };
+    let body = Problem {
+        kind: "about:blank",
+        title,
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code,
+        errors: &[],
+    };
     with_problem_type(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 fn with_problem_type(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     response
 }
 
@@ -88,17 +130,30 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.parts();
         if let Self::Internal(cause) | Self::Unavailable(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), status = status.as_u16(), "request failed");
+            tracing::error!(
+                error = format!("{cause:#}"),
+                status = status.as_u16(),
+                "request failed"
+            );
         }
         let errors = match &self {
             Self::Invalid(invalid) => invalid.0.as_slice(),
             _ => &[],
         };
         let detail = self.to_string();
-        let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail, code, errors };
+        let body = Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            code,
+            errors,
+        };
         let mut response = with_problem_type(status, serde_json::to_vec(&body).unwrap_or_default());
         if status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }
@@ -122,7 +177,9 @@ impl From<crate::queue::StoreError> for ApiError {
 /// Reads a JSON body: unparseable is `400`, the wrong shape (unknown field, wrong type) `422`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => ApiError::Invalid(Invalid::field("body", error.to_string())),
+        serde_json::error::Category::Data => {
+            ApiError::Invalid(Invalid::field("body", error.to_string()))
+        }
         _ => ApiError::Malformed(format!("the body is not valid JSON: {error}")),
     })
 }

@@ -29,9 +29,20 @@ struct Cursor {
 }
 
 /// The event stream of job `id`, starting after sequence number `after`.
-pub fn stream(state: AppState, id: JobId, after: u64) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub fn stream(
+    state: AppState,
+    id: JobId,
+    after: u64,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let signals = state.store.signals().subscribe();
-    let cursor = Cursor { state, id, after, pending: VecDeque::new(), signals, finished: false };
+    let cursor = Cursor {
+        state,
+        id,
+        after,
+        pending: VecDeque::new(),
+        signals,
+        finished: false,
+    };
     let events = futures::stream::unfold(cursor, |mut cursor| async move {
         let next = cursor.next().await?;
         Some((Ok(next), cursor))
@@ -50,7 +61,12 @@ impl Cursor {
                 self.after = stored.seq;
                 self.finished = stored.kind == EventKind::Done;
                 let data = render(&self.state, &stored.job).await;
-                return Some(Event::default().id(stored.seq.to_string()).event(stored.kind.as_str()).data(data.to_string()));
+                return Some(
+                    Event::default()
+                        .id(stored.seq.to_string())
+                        .event(stored.kind.as_str())
+                        .data(data.to_string()),
+                );
             }
             match self.state.store.events_since(self.id, self.after).await {
                 Ok(events) if !events.is_empty() => {
@@ -58,11 +74,12 @@ impl Cursor {
                     continue;
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(job.id = %self.id, error = %error, "reading events failed; will look again"),
+                Err(error) => {
+                    tracing::warn!(job.id = %self.id, error = %error, "reading events failed; will look again")
+                }
             }
-            if self.state.store.get(self.id).await.ok().flatten().is_none() {
-                return None;
-            }
+            // A deleted job ends its stream.
+            self.state.store.get(self.id).await.ok().flatten()?;
             self.wait().await;
         }
     }
@@ -74,7 +91,9 @@ impl Cursor {
                 match self.signals.recv().await {
                     Ok(Signal::Event(job)) if job == id => return,
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return std::future::pending().await;
+                    }
                     Ok(_) => {}
                 }
             }

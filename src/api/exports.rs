@@ -40,20 +40,31 @@ fn job_id(text: &str) -> Result<JobId, ApiError> {
 
 /// The export with this id, if the caller may see it.
 pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-    let job = state.store.get(job_id(id)?).await?.ok_or(ApiError::NotFound)?;
+    let job = state
+        .store
+        .get(job_id(id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if job.kind != JobKind::Export || !caller.may_see(&job) {
         return Err(ApiError::NotFound);
     }
     Ok(job)
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: ExportRequest = parse_json(&body)?;
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let spec = request.parse(&today)?;
     let resolved = resolve(&state.settings, &spec)?;
     if let Err(SourceError::Permanent { message, .. }) = check(&resolved).await {
-        return Err(Invalid::field("source.query", format!("the query cannot run: {message}")).into());
+        return Err(
+            Invalid::field("source.query", format!("the query cannot run: {message}")).into(),
+        );
     }
     let idempotency = idempotency_key(&headers)?.map(|key| {
         let canonical = serde_json::to_vec(&request).unwrap_or_default();
@@ -82,12 +93,21 @@ async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMa
         return Ok(events::stream(state, job.id, 0).into_response());
     }
     let location = format!("/v1/exports/{}", job.id);
-    Ok((status, [(header::LOCATION, location)], axum::Json(render(&state, &job).await)).into_response())
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        axum::Json(render(&state, &job).await),
+    )
+        .into_response())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().map_err(|_| Invalid::field("Idempotency-Key", "must be visible ASCII"))?;
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| Invalid::field("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 {
         return Err(Invalid::field("Idempotency-Key", "1 to 255 characters").into());
     }
@@ -109,11 +129,18 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, Query(params): Query<ListParams>) -> Result<axum::Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Value>, ApiError> {
     let wanted_state = params
         .state
         .as_deref()
-        .map(|s| s.parse::<JobState>().map_err(|_| Invalid::field("state", format!("unknown state {s:?}"))))
+        .map(|s| {
+            s.parse::<JobState>()
+                .map_err(|_| Invalid::field("state", format!("unknown state {s:?}")))
+        })
         .transpose()?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -122,7 +149,9 @@ async fn list(State(state): State<AppState>, caller: Caller, Query(params): Quer
     let before = params
         .cursor
         .as_deref()
-        .map(|c| JobId::parse(c).ok_or_else(|| Invalid::field("cursor", "not a cursor from this API")))
+        .map(|c| {
+            JobId::parse(c).ok_or_else(|| Invalid::field("cursor", "not a cursor from this API"))
+        })
         .transpose()?;
     let query = ListQuery {
         tenant: caller.tenant.clone(),
@@ -133,20 +162,33 @@ async fn list(State(state): State<AppState>, caller: Caller, Query(params): Quer
         before,
     };
     let jobs = state.store.list(&query).await?;
-    let next_cursor = (jobs.len() == limit as usize).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    let next_cursor = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
     let mut items = Vec::with_capacity(jobs.len());
     for job in &jobs {
         items.push(render(&state, job).await);
     }
-    Ok(axum::Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(axum::Json(
+        json!({"items": items, "next_cursor": next_cursor}),
+    ))
 }
 
-async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
     let job = visible(&state, &caller, &id).await?;
     Ok(axum::Json(render(&state, &job).await))
 }
 
-async fn follow(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn follow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, &id).await?;
     let after = headers
         .get("last-event-id")
@@ -156,41 +198,84 @@ async fn follow(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     Ok(events::stream(state, job.id, after).into_response())
 }
 
-async fn download(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, &id).await?;
     let result = match (&job.state, &job.result) {
         (JobState::Succeeded, Some(result)) => result,
-        _ => return Err(ApiError::Conflict(format!("the export is {}, not succeeded", job.state))),
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "the export is {}, not succeeded",
+                job.state
+            )));
+        }
     };
-    let (url, _) = download_link(&state, result).await.map_err(ApiError::Internal)?;
+    let (url, _) = download_link(&state, result)
+        .await
+        .map_err(ApiError::Internal)?;
     Ok(Redirect::to(&url).into_response())
 }
 
-async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, &id).await?;
     let job = match state.store.cancel(job.id).await? {
         CancelOutcome::Cancelled(job) | CancelOutcome::Requested(job) => job,
-        CancelOutcome::AlreadyFinal(job) => return Err(ApiError::Conflict(format!("the export is already {}", job.state))),
+        CancelOutcome::AlreadyFinal(job) => {
+            return Err(ApiError::Conflict(format!(
+                "the export is already {}",
+                job.state
+            )));
+        }
         CancelOutcome::NotFound => return Err(ApiError::NotFound),
     };
     Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
 }
 
-async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, &id).await?;
     let retried = state.store.retry(job.id).await?;
-    let job = retried.ok_or_else(|| ApiError::Conflict(format!("only failed or cancelled exports can be retried; this one is {}", job.state)))?;
+    let job = retried.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "only failed or cancelled exports can be retried; this one is {}",
+            job.state
+        ))
+    })?;
     Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
 }
 
-async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let job = visible(&state, &caller, &id).await?;
     if job.state == JobState::Running {
         state.store.cancel(job.id).await?;
     }
-    if let Some(key) = job.result.as_ref().and_then(|r| r.pointer("/file/key")).and_then(Value::as_str) {
-        let key = crate::storage::ObjectKey::parse(key).map_err(|e| ApiError::Internal(e.into()))?;
-        state.storage.delete(&key).await.map_err(|e| ApiError::Unavailable(e.into()))?;
+    if let Some(key) = job
+        .result
+        .as_ref()
+        .and_then(|r| r.pointer("/file/key"))
+        .and_then(Value::as_str)
+    {
+        let key =
+            crate::storage::ObjectKey::parse(key).map_err(|e| ApiError::Internal(e.into()))?;
+        state
+            .storage
+            .delete(&key)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.into()))?;
     }
     state.store.delete(job.id).await?;
     Ok(StatusCode::NO_CONTENT)

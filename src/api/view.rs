@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 fn timestamp(at: Option<time::OffsetDateTime>) -> Value {
-    at.and_then(|t| t.format(&Rfc3339).ok()).map_or(Value::Null, Value::String)
+    at.and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
 }
 
 /// The collection path of a kind.
@@ -24,7 +25,10 @@ pub async fn render(state: &AppState, job: &Job) -> Value {
     let base = format!("{}/{}", collection(job.kind), job.id);
     let mut progress = serde_json::to_value(&job.progress).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut progress {
-        map.insert("percent".into(), job.progress.percent().map_or(Value::Null, Value::from));
+        map.insert(
+            "percent".into(),
+            job.progress.percent().map_or(Value::Null, Value::from),
+        );
     }
     json!({
         "id": job.id,
@@ -49,7 +53,9 @@ pub async fn render(state: &AppState, job: &Job) -> Value {
 }
 
 async fn result(state: &AppState, job: &Job) -> Value {
-    let Some(result) = &job.result else { return Value::Null };
+    let Some(result) = &job.result else {
+        return Value::Null;
+    };
     let mut result = result.clone();
     if job.state != JobState::Succeeded {
         return result;
@@ -61,19 +67,36 @@ async fn result(state: &AppState, job: &Job) -> Value {
                 map.insert("download_url_expires_at".into(), timestamp(Some(expires)));
             }
         }
-        Err(error) => tracing::warn!(job.id = %job.id, error = %error, "could not sign a download link"),
+        Err(error) => {
+            tracing::warn!(job.id = %job.id, error = %error, "could not sign a download link")
+        }
     }
     result
 }
 
 /// A fresh signed link to the file of a succeeded export's result.
-pub async fn download_link(state: &AppState, result: &Value) -> anyhow::Result<(String, time::OffsetDateTime)> {
-    let file = result.get("file").ok_or_else(|| anyhow::anyhow!("the result has no file"))?;
-    let field = |name: &str| file.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+pub async fn download_link(
+    state: &AppState,
+    result: &Value,
+) -> anyhow::Result<(String, time::OffsetDateTime)> {
+    let file = result
+        .get("file")
+        .ok_or_else(|| anyhow::anyhow!("the result has no file"))?;
+    let field = |name: &str| {
+        file.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let key = ObjectKey::parse(&field("key"))?;
     let link = state
         .storage
-        .download_url(&key, &field("filename"), &field("content_type"), state.settings.storage.link_ttl)
+        .download_url(
+            &key,
+            &field("filename"),
+            &field("content_type"),
+            state.settings.storage.link_ttl,
+        )
         .await?;
     Ok(link)
 }

@@ -47,19 +47,32 @@ impl Authenticator {
             .api_keys
             .iter()
             .map(|k| {
-                let caller = Caller { tenant: k.tenant.clone(), subject: k.subject.clone(), scopes: k.scopes.clone() };
+                let caller = Caller {
+                    tenant: k.tenant.clone(),
+                    subject: k.subject.clone(),
+                    scopes: k.scopes.clone(),
+                };
                 (digest(k.key.expose()), caller)
             })
             .collect();
-        Self { mode: settings.mode, keys }
+        Self {
+            mode: settings.mode,
+            keys,
+        }
     }
 
     /// The caller of a request with these headers.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         match self.mode {
-            AuthMode::None => Ok(Caller { tenant: "default".into(), subject: "anonymous".into(), scopes: vec![] }),
+            AuthMode::None => Ok(Caller {
+                tenant: "default".into(),
+                subject: "anonymous".into(),
+                scopes: vec![],
+            }),
             AuthMode::ApiKeys | AuthMode::Jwt => {
-                let token = bearer(headers).ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <key>".into()))?;
+                let token = bearer(headers).ok_or_else(|| {
+                    ApiError::Unauthorized("send Authorization: Bearer <key>".into())
+                })?;
                 let wanted = digest(token);
                 self.keys
                     .iter()
@@ -78,7 +91,9 @@ fn digest(text: &str) -> [u8; 32] {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 impl<S> axum::extract::FromRequestParts<S> for Caller

@@ -36,9 +36,14 @@ pub struct Args {
 }
 
 /// Writes the file and returns (rows, bytes).
-pub async fn execute(args: &Args, out: impl AsyncWrite + Unpin + Send) -> anyhow::Result<(u64, u64)> {
+pub async fn execute(
+    args: &Args,
+    out: impl AsyncWrite + Unpin + Send,
+) -> anyhow::Result<(u64, u64)> {
     let columns: serde_json::Value = match &args.columns_file {
-        Some(path) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?,
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )?,
         None => args
             .columns
             .iter()
@@ -61,11 +66,29 @@ pub async fn execute(args: &Args, out: impl AsyncWrite + Unpin + Send) -> anyhow
         share_with: vec![],
     };
     let spec = request.parse("local")?;
-    let Source::Generate(generate) = spec.source else { anyhow::bail!("not a generate source") };
-    let encoding = format.encoding().context("this format cannot be written yet")?;
-    let output = Output { encoding, options: EncoderOptions { delimiter: b',', header: true }, gzip: format.is_gzip() };
+    let Source::Generate(generate) = spec.source else {
+        anyhow::bail!("not a generate source")
+    };
+    let encoding = format
+        .encoding()
+        .context("this format cannot be written yet")?;
+    let output = Output {
+        encoding,
+        options: EncoderOptions {
+            delimiter: b',',
+            header: true,
+        },
+        gzip: format.is_gzip(),
+    };
     let mut sink = WriterSink(out);
-    let written = run(open_generator(generate), &output, &mut sink, &CancellationToken::new(), |_, _| {}).await?;
+    let written = run(
+        open_generator(generate),
+        &output,
+        &mut sink,
+        &CancellationToken::new(),
+        |_, _| {},
+    )
+    .await?;
     sink.0.flush().await?;
     Ok((written.rows, written.bytes))
 }
@@ -75,6 +98,9 @@ struct WriterSink<W>(W);
 #[async_trait::async_trait]
 impl<W: AsyncWrite + Unpin + Send> ByteSink for WriterSink<W> {
     async fn write(&mut self, data: Bytes) -> Result<(), SinkError> {
-        self.0.write_all(&data).await.map_err(|e| SinkError { transient: false, message: e.to_string() })
+        self.0.write_all(&data).await.map_err(|e| SinkError {
+            transient: false,
+            message: e.to_string(),
+        })
     }
 }

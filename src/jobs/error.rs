@@ -31,7 +31,9 @@ pub fn from_storage(error: StorageError) -> JobFailure {
 pub fn from_pipeline(error: PipelineError) -> JobFailure {
     match error {
         PipelineError::Source(error) => from_source(error),
-        PipelineError::Sink(error) if error.transient => JobFailure::retryable("storage_unavailable", error.message),
+        PipelineError::Sink(error) if error.transient => {
+            JobFailure::retryable("storage_unavailable", error.message)
+        }
         PipelineError::Sink(error) => JobFailure::fatal("storage_failed", error.message),
         PipelineError::Stopped => JobFailure::Stopped,
     }

@@ -37,34 +37,59 @@ pub fn file_of(job: &Job, format_ext: &str) -> (ObjectKey, String) {
 #[async_trait::async_trait]
 impl Handler for ExportHandler {
     async fn run(&self, job: Job, ctx: JobContext) -> Result<Value, JobFailure> {
-        let request: ExportRequest = serde_json::from_value(job.spec.clone()).map_err(invalid_spec)?;
+        let request: ExportRequest =
+            serde_json::from_value(job.spec.clone()).map_err(invalid_spec)?;
         let today = job.created_at.date().to_string();
         let spec = request.parse(&today).map_err(invalid_spec)?;
         let resolved = resolve(&self.settings, &spec).map_err(invalid_spec)?;
         let (key, filename) = file_of(&job, spec.format.as_str());
-        let stale = job.checkpoint.as_ref().and_then(|c| c.get("upload_id")).and_then(Value::as_str);
-        self.storage.abort_stale_upload(&key, stale).await.map_err(from_storage)?;
+        let stale = job
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.get("upload_id"))
+            .and_then(Value::as_str);
+        self.storage
+            .abort_stale_upload(&key, stale)
+            .await
+            .map_err(from_storage)?;
 
-        let encoding = spec.format.encoding().ok_or_else(|| JobFailure::fatal("unsupported_format", "this format cannot be written yet"))?;
-        let opened = open(resolved, encoding, spec.delimiter, spec.header).await.map_err(from_source)?;
+        let encoding = spec.format.encoding().ok_or_else(|| {
+            JobFailure::fatal("unsupported_format", "this format cannot be written yet")
+        })?;
+        let opened = open(resolved, encoding, spec.delimiter, spec.header)
+            .await
+            .map_err(from_source)?;
         ctx.update_progress(|p| p.total_rows_estimate = opened.estimate);
 
-        let mut upload = self.storage.begin_upload(&key).await.map_err(from_storage)?;
+        let mut upload = self
+            .storage
+            .begin_upload(&key)
+            .await
+            .map_err(from_storage)?;
         if let Some(id) = upload.upload_id() {
             ctx.save_checkpoint(&json!({ "upload_id": id })).await?;
         }
         let output = Output {
             encoding,
-            options: EncoderOptions { delimiter: spec.delimiter, header: spec.header },
+            options: EncoderOptions {
+                delimiter: spec.delimiter,
+                header: spec.header,
+            },
             gzip: spec.format.is_gzip(),
         };
         let progress = ctx.progress.clone();
-        let outcome = run(opened, &output, &mut UploadSink(&mut upload), &ctx.stop, move |rows, bytes| {
-            progress.send_modify(|p| {
-                p.rows = rows;
-                p.bytes = bytes;
-            });
-        })
+        let outcome = run(
+            opened,
+            &output,
+            &mut UploadSink(&mut upload),
+            &ctx.stop,
+            move |rows, bytes| {
+                progress.send_modify(|p| {
+                    p.rows = rows;
+                    p.bytes = bytes;
+                });
+            },
+        )
         .await;
         let written = match outcome {
             Ok(written) => written,
@@ -110,7 +135,11 @@ pub struct ExportExpiry(pub Storage);
 #[async_trait::async_trait]
 impl crate::queue::maintenance::Expire for ExportExpiry {
     async fn remove_output(&self, job: &Job) -> anyhow::Result<()> {
-        let key = job.result.as_ref().and_then(|r| r.pointer("/file/key")).and_then(Value::as_str);
+        let key = job
+            .result
+            .as_ref()
+            .and_then(|r| r.pointer("/file/key"))
+            .and_then(Value::as_str);
         if let Some(key) = key {
             self.0.delete(&ObjectKey::parse(key)?).await?;
         }

@@ -35,10 +35,17 @@ pub enum Resolved {
 pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Invalid> {
     match &spec.source {
         Source::Generate(generate) => Ok(Resolved::Generate(generate.clone())),
-        Source::Sql { connection, query, params } => {
-            let found = settings
-                .connection(connection)
-                .ok_or_else(|| Invalid::field("source.connection", format!("unknown connection {connection:?}")))?;
+        Source::Sql {
+            connection,
+            query,
+            params,
+        } => {
+            let found = settings.connection(connection).ok_or_else(|| {
+                Invalid::field(
+                    "source.connection",
+                    format!("unknown connection {connection:?}"),
+                )
+            })?;
             if !found.allow_sql {
                 return Err(Invalid::field(
                     "source.connection",
@@ -59,26 +66,42 @@ pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Inval
             build(found.url.expose(), query, checked, found.statement_timeout)
         }
         Source::Template { template, params } => {
-            let found = settings
-                .templates
-                .get(template)
-                .ok_or_else(|| Invalid::field("source.template", format!("unknown template {template:?}")))?;
-            let connection = settings
-                .connection(&found.connection)
-                .ok_or_else(|| Invalid::field("source.template", "the template's connection is not configured"))?;
-            let declared: Vec<(String, ParamType)> =
-                found.params.iter().map(|p| (p.name.clone(), p.kind)).collect();
+            let found = settings.templates.get(template).ok_or_else(|| {
+                Invalid::field("source.template", format!("unknown template {template:?}"))
+            })?;
+            let connection = settings.connection(&found.connection).ok_or_else(|| {
+                Invalid::field(
+                    "source.template",
+                    "the template's connection is not configured",
+                )
+            })?;
+            let declared: Vec<(String, ParamType)> = found
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.kind))
+                .collect();
             let checked = template_params(&declared, params)?;
-            build(connection.url.expose(), &found.query, checked, connection.statement_timeout)
+            build(
+                connection.url.expose(),
+                &found.query,
+                checked,
+                connection.statement_timeout,
+            )
         }
     }
 }
 
-fn template_params(declared: &[(String, ParamType)], given: &serde_json::Map<String, Value>) -> Result<Vec<Param>, Invalid> {
+fn template_params(
+    declared: &[(String, ParamType)],
+    given: &serde_json::Map<String, Value>,
+) -> Result<Vec<Param>, Invalid> {
     let mut errors = Collector::default();
     for name in given.keys() {
         if !declared.iter().any(|(d, _)| d == name) {
-            errors.push(format!("source.params.{name}"), "the template has no such parameter");
+            errors.push(
+                format!("source.params.{name}"),
+                "the template has no such parameter",
+            );
         }
     }
     let mut checked = Vec::with_capacity(declared.len());
@@ -95,22 +118,52 @@ fn template_params(declared: &[(String, ParamType)], given: &serde_json::Map<Str
     errors.finish(checked)
 }
 
-fn build(url: &str, query: &str, params: Vec<Param>, statement_timeout: Duration) -> Result<Resolved, Invalid> {
+fn build(
+    url: &str,
+    query: &str,
+    params: Vec<Param>,
+    statement_timeout: Duration,
+) -> Result<Resolved, Invalid> {
     if is_postgres(url) {
         let sql = params::inline(query, &params).map_err(|e| Invalid::field(e.field, e.message))?;
-        Ok(Resolved::Postgres { url: url.to_owned(), sql, statement_timeout })
+        Ok(Resolved::Postgres {
+            url: url.to_owned(),
+            sql,
+            statement_timeout,
+        })
     } else {
-        Ok(Resolved::Sqlite { url: url.to_owned(), sql: query.to_owned(), params })
+        Ok(Resolved::Sqlite {
+            url: url.to_owned(),
+            sql: query.to_owned(),
+            params,
+        })
     }
 }
 
 /// Opens a resolved source for `encoding`.
-pub async fn open(resolved: Resolved, encoding: Encoding, delimiter: u8, header: bool) -> Result<Opened, SourceError> {
+pub async fn open(
+    resolved: Resolved,
+    encoding: Encoding,
+    delimiter: u8,
+    header: bool,
+) -> Result<Opened, SourceError> {
     match resolved {
         Resolved::Generate(spec) => Ok(sources::open_generator(spec)),
         Resolved::Sqlite { url, sql, params } => sources::sqlite::open(&url, sql, params).await,
-        Resolved::Postgres { url, sql, statement_timeout } => {
-            postgres::open(PgQuery { url, sql, encoding, delimiter, header, statement_timeout }).await
+        Resolved::Postgres {
+            url,
+            sql,
+            statement_timeout,
+        } => {
+            postgres::open(PgQuery {
+                url,
+                sql,
+                encoding,
+                delimiter,
+                header,
+                statement_timeout,
+            })
+            .await
         }
     }
 }
@@ -121,8 +174,12 @@ pub async fn open(resolved: Resolved, encoding: Encoding, delimiter: u8, header:
 pub async fn check(resolved: &Resolved) -> Result<(), SourceError> {
     let checked = match resolved {
         Resolved::Generate(_) => return Ok(()),
-        Resolved::Postgres { url, sql, .. } => tokio::time::timeout(CHECK_TIMEOUT, postgres::check(url, sql)).await,
-        Resolved::Sqlite { url, sql, .. } => tokio::time::timeout(CHECK_TIMEOUT, sources::sqlite::check(url, sql)).await,
+        Resolved::Postgres { url, sql, .. } => {
+            tokio::time::timeout(CHECK_TIMEOUT, postgres::check(url, sql)).await
+        }
+        Resolved::Sqlite { url, sql, .. } => {
+            tokio::time::timeout(CHECK_TIMEOUT, sources::sqlite::check(url, sql)).await
+        }
     };
     match checked {
         Ok(Err(error @ SourceError::Permanent { .. })) => Err(error),

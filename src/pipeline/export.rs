@@ -117,17 +117,30 @@ struct Writer {
 impl Writer {
     fn new(gzip: bool) -> Self {
         Self {
-            gzip: gzip.then(|| GzEncoder::new(Vec::with_capacity(FLUSH_BYTES), Compression::new(GZIP_LEVEL))),
+            gzip: gzip.then(|| {
+                GzEncoder::new(
+                    Vec::with_capacity(FLUSH_BYTES),
+                    Compression::new(GZIP_LEVEL),
+                )
+            }),
             hasher: Sha256::new(),
             bytes: 0,
         }
     }
 
     /// Hands `plain` (emptied) on to the sink, through the compressor if there is one.
-    async fn emit(&mut self, plain: &mut Vec<u8>, sink: &mut dyn ByteSink, stop: &CancellationToken) -> Result<(), PipelineError> {
+    async fn emit(
+        &mut self,
+        plain: &mut Vec<u8>,
+        sink: &mut dyn ByteSink,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
         let data = match &mut self.gzip {
             Some(gz) => {
-                gz.write_all(plain).map_err(|e| SinkError { transient: false, message: e.to_string() })?;
+                gz.write_all(plain).map_err(|e| SinkError {
+                    transient: false,
+                    message: e.to_string(),
+                })?;
                 plain.clear();
                 std::mem::take(gz.get_mut())
             }
@@ -136,7 +149,12 @@ impl Writer {
         self.send(data, sink, stop).await
     }
 
-    async fn send(&mut self, data: Vec<u8>, sink: &mut dyn ByteSink, stop: &CancellationToken) -> Result<(), PipelineError> {
+    async fn send(
+        &mut self,
+        data: Vec<u8>,
+        sink: &mut dyn ByteSink,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
         if data.is_empty() {
             return Ok(());
         }
@@ -148,9 +166,17 @@ impl Writer {
         }
     }
 
-    async fn finish(mut self, sink: &mut dyn ByteSink, stop: &CancellationToken, rows: u64) -> Result<Written, PipelineError> {
+    async fn finish(
+        mut self,
+        sink: &mut dyn ByteSink,
+        stop: &CancellationToken,
+        rows: u64,
+    ) -> Result<Written, PipelineError> {
         if let Some(gz) = self.gzip.take() {
-            let tail = gz.finish().map_err(|e| SinkError { transient: false, message: e.to_string() })?;
+            let tail = gz.finish().map_err(|e| SinkError {
+                transient: false,
+                message: e.to_string(),
+            })?;
             self.send(tail, sink, stop).await?;
         }
         Ok(Written {

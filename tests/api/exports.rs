@@ -21,7 +21,9 @@ fn generate(rows: u64, format: &str) -> Value {
 
 fn gunzip(bytes: &[u8]) -> String {
     let mut text = String::new();
-    GzDecoder::new(bytes).read_to_string(&mut text).expect("valid gzip");
+    GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("valid gzip");
     text
 }
 
@@ -39,7 +41,12 @@ async fn a_generated_export_on_the_embedded_default_downloads_identically_twice(
         assert_eq!(file["rows"], 1000);
         assert_eq!(file["filename"], "Test-data.csv");
         let (headers, bytes) = app.download(&id).await;
-        assert!(headers["content-disposition"].to_str().unwrap().contains("attachment"));
+        assert!(
+            headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("attachment")
+        );
         assert_eq!(file["size_bytes"], bytes.len() as u64);
         assert_eq!(file["sha256"], hex::encode(Sha256::digest(&bytes)));
         let text = String::from_utf8(bytes.to_vec()).unwrap();
@@ -73,11 +80,17 @@ async fn a_postgres_query_exports_to_s3_as_csv_gz_and_jsonl() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("id,email,note"));
     assert_eq!(lines.next(), Some("2,u2@example.com,"));
-    assert_eq!(lines.next(), Some("4,u4@example.com,\"has, comma and \"\"quote\"\"\""));
+    assert_eq!(
+        lines.next(),
+        Some("4,u4@example.com,\"has, comma and \"\"quote\"\"\"")
+    );
     assert_eq!(text.lines().count(), 2501);
 
     let jsonl = json!({"source": {"type": "sql", "connection": "main", "query": "SELECT id, plan FROM users WHERE id <= $1 ORDER BY id", "params": [3]}, "format": "jsonl"});
-    let id = app.create_export(jsonl).await["id"].as_str().unwrap().to_owned();
+    let id = app.create_export(jsonl).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(app.wait_final(&id).await["state"], "succeeded");
     let (_, bytes) = app.download(&id).await;
     assert_eq!(
@@ -91,53 +104,119 @@ async fn a_postgres_query_exports_to_s3_as_csv_gz_and_jsonl() {
 async fn a_sqlite_query_on_the_local_connection_exports() {
     let app = spawn_app(Shape::Embedded).await;
     let local = app.settings.local_connection();
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(local.url.expose()).await.unwrap();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(local.url.expose())
+        .await
+        .unwrap();
     sqlx::raw_sql("CREATE TABLE t (a INTEGER, b TEXT, c REAL); INSERT INTO t VALUES (1, 'x', 1.5), (2, NULL, 2.5);")
         .execute(&mut conn)
         .await
         .unwrap();
     let body = json!({"source": {"type": "sql", "connection": "local", "query": "SELECT a, b, c FROM t WHERE a >= ? ORDER BY a", "params": [1]}, "format": "csv"});
-    let id = app.create_export(body).await["id"].as_str().unwrap().to_owned();
+    let id = app.create_export(body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(app.wait_final(&id).await["state"], "succeeded");
     let (_, bytes) = app.download(&id).await;
-    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), "a,b,c\n1,x,1.5\n2,,2.5\n");
+    assert_eq!(
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        "a,b,c\n1,x,1.5\n2,,2.5\n"
+    );
 }
 
 #[tokio::test]
 async fn bad_requests_get_problem_details_and_create_nothing() {
     let app = spawn_app(Shape::Embedded).await;
     let cases: Vec<(Value, u16, &str)> = vec![
-        (json!({"source": {"type": "sql", "connection": "nope", "query": "SELECT 1"}}), 422, "source.connection"),
-        (json!({"source": {"type": "sql", "connection": "main", "query": "SELEC oops"}}), 422, "source.query"),
-        (json!({"source": {"type": "sql", "connection": "main", "query": "SELECT * FROM missing_table"}}), 422, "source.query"),
-        (json!({"source": {"type": "template", "template": "nope"}}), 422, "source.template"),
-        (json!({"source": {"type": "generate", "rows": 1, "columns": [{"name": "a", "kind": "wat"}]}}), 422, "source.columns[0].kind"),
-        (json!({"source": {"type": "generate", "rows": 1, "columns": [{"name": "a", "kind": "uuid"}]}, "format": "parquet"}), 422, "format"),
-        (json!({"source": {"type": "generate", "rows": 1, "columns": []}, "colour": "red"}), 422, "body"),
+        (
+            json!({"source": {"type": "sql", "connection": "nope", "query": "SELECT 1"}}),
+            422,
+            "source.connection",
+        ),
+        (
+            json!({"source": {"type": "sql", "connection": "main", "query": "SELEC oops"}}),
+            422,
+            "source.query",
+        ),
+        (
+            json!({"source": {"type": "sql", "connection": "main", "query": "SELECT * FROM missing_table"}}),
+            422,
+            "source.query",
+        ),
+        (
+            json!({"source": {"type": "template", "template": "nope"}}),
+            422,
+            "source.template",
+        ),
+        (
+            json!({"source": {"type": "generate", "rows": 1, "columns": [{"name": "a", "kind": "wat"}]}}),
+            422,
+            "source.columns[0].kind",
+        ),
+        (
+            json!({"source": {"type": "generate", "rows": 1, "columns": [{"name": "a", "kind": "uuid"}]}, "format": "parquet"}),
+            422,
+            "format",
+        ),
+        (
+            json!({"source": {"type": "generate", "rows": 1, "columns": []}, "colour": "red"}),
+            422,
+            "body",
+        ),
     ];
     for (body, status, field) in cases {
         let response = app.post_json("/v1/exports", &body).await;
         assert_eq!(response.status().as_u16(), status, "{body}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["status"], status);
         assert!(problem["code"].is_string());
-        let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
         assert!(fields.contains(&field), "{body} → {problem}");
     }
-    let malformed = app.client.post(app.url("/v1/exports")).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let malformed = app
+        .client
+        .post(app.url("/v1/exports"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
-    assert_eq!(malformed.json::<Value>().await.unwrap()["code"], "malformed_request");
+    assert_eq!(
+        malformed.json::<Value>().await.unwrap()["code"],
+        "malformed_request"
+    );
     assert_eq!(app.get("/v1/exports/not-a-uuid").await.status(), 404);
-    assert_eq!(app.get(&format!("/v1/exports/{}", uuid::Uuid::new_v4())).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/v1/exports/{}", uuid::Uuid::new_v4()))
+            .await
+            .status(),
+        404
+    );
     let list: Value = app.get("/v1/exports").await.json().await.unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 0, "no bad request may create a job");
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "no bad request may create a job"
+    );
 }
 
 #[tokio::test]
 async fn events_stream_to_done_and_replay_after_last_event_id() {
     let app = spawn_app(Shape::Embedded).await;
-    let id = app.create_export(generate(20_000, "csv.gz")).await["id"].as_str().unwrap().to_owned();
+    let id = app.create_export(generate(20_000, "csv.gz")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let events = read_events(&app, &id, None).await;
     let names: Vec<&str> = events.iter().map(|(_, name, _)| name.as_str()).collect();
     assert_eq!(names.first(), Some(&"state"));
@@ -148,25 +227,44 @@ async fn events_stream_to_done_and_replay_after_last_event_id() {
     assert_eq!(done["state"], "succeeded");
     assert!(done["result"]["download_url"].is_string());
     let replay = read_events(&app, &id, Some(ids[ids.len() - 3])).await;
-    assert_eq!(replay.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(), ids[ids.len() - 2..]);
+    assert_eq!(
+        replay.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
+        ids[ids.len() - 2..]
+    );
 }
 
-async fn read_events(app: &crate::helpers::TestApp, id: &str, last: Option<u64>) -> Vec<(u64, String, Value)> {
+async fn read_events(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    last: Option<u64>,
+) -> Vec<(u64, String, Value)> {
     let mut request = app.client.get(app.url(&format!("/v1/exports/{id}/events")));
     if let Some(last) = last {
         request = request.header("Last-Event-ID", last.to_string());
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let text = tokio::time::timeout(std::time::Duration::from_secs(60), response.text()).await.expect("the stream ends after done").unwrap();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(60), response.text())
+        .await
+        .expect("the stream ends after done")
+        .unwrap();
     parse_sse(&text)
 }
 
 pub(crate) fn parse_sse(text: &str) -> Vec<(u64, String, Value)> {
     text.split("\n\n")
         .filter_map(|block| {
-            let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned());
-            Some((field("id:")?.parse().ok()?, field("event:")?, serde_json::from_str(&field("data:")?).ok()?))
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            Some((
+                field("id:")?.parse().ok()?,
+                field("event:")?,
+                serde_json::from_str(&field("data:")?).ok()?,
+            ))
         })
         .collect()
 }
@@ -174,33 +272,82 @@ pub(crate) fn parse_sse(text: &str) -> Vec<(u64, String, Value)> {
 #[tokio::test]
 async fn cancelling_a_running_s3_export_stops_it_within_a_second_and_leaves_nothing() {
     let app = spawn_app(Shape::Production).await;
-    let id = app.create_export(generate(50_000_000, "csv")).await["id"].as_str().unwrap().to_owned();
-    crate::helpers::eventually(std::time::Duration::from_secs(30), "the export to write some bytes", || async {
-        let job: Value = app.get(&format!("/v1/exports/{id}")).await.json().await.ok()?;
-        (job["progress"]["bytes"].as_u64()? > 6 * 1024 * 1024).then_some(())
-    })
+    let id = app.create_export(generate(50_000_000, "csv")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(30),
+        "the export to write some bytes",
+        || async {
+            let job: Value = app
+                .get(&format!("/v1/exports/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (job["progress"]["bytes"].as_u64()? > 6 * 1024 * 1024).then_some(())
+        },
+    )
     .await;
     let asked = std::time::Instant::now();
-    let response = app.client.post(app.url(&format!("/v1/exports/{id}/cancel"))).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/exports/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let done = app.wait_final(&id).await;
     assert_eq!(done["state"], "cancelled");
-    assert!(asked.elapsed() < std::time::Duration::from_millis(1500), "took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(1500),
+        "took {:?}",
+        asked.elapsed()
+    );
     let prefix = app.s3_prefix.clone().unwrap();
-    assert!(incomplete_uploads(&prefix).is_empty(), "no multipart upload may remain");
-    let again = app.client.post(app.url(&format!("/v1/exports/{id}/cancel"))).send().await.unwrap();
+    assert!(
+        incomplete_uploads(&prefix).is_empty(),
+        "no multipart upload may remain"
+    );
+    let again = app
+        .client
+        .post(app.url(&format!("/v1/exports/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
-    assert_eq!(app.get(&format!("/v1/exports/{id}/download")).await.status(), 409);
-    let retried = app.client.post(app.url(&format!("/v1/exports/{id}/retry"))).send().await.unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/exports/{id}/download"))
+            .await
+            .status(),
+        409
+    );
+    let retried = app
+        .client
+        .post(app.url(&format!("/v1/exports/{id}/retry")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(retried.status(), 202);
-    app.client.post(app.url(&format!("/v1/exports/{id}/cancel"))).send().await.unwrap();
+    app.client
+        .post(app.url(&format!("/v1/exports/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     app.stop().await;
 }
 
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_job_and_refuses_a_different_body() {
     let app = spawn_app(Shape::Embedded).await;
-    let send = |body: Value| app.client.post(app.url("/v1/exports")).header("Idempotency-Key", "k-1").json(&body).send();
+    let send = |body: Value| {
+        app.client
+            .post(app.url("/v1/exports"))
+            .header("Idempotency-Key", "k-1")
+            .json(&body)
+            .send()
+    };
     let first = send(generate(10, "csv")).await.unwrap();
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.unwrap();
@@ -209,7 +356,10 @@ async fn an_idempotency_key_returns_the_first_job_and_refuses_a_different_body()
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
     let other = send(generate(11, "csv")).await.unwrap();
     assert_eq!(other.status(), 422);
-    assert_eq!(other.json::<Value>().await.unwrap()["code"], "idempotency_key_reused");
+    assert_eq!(
+        other.json::<Value>().await.unwrap()["code"],
+        "idempotency_key_reused"
+    );
 }
 
 #[tokio::test]
@@ -217,24 +367,52 @@ async fn listing_pages_newest_first_with_a_cursor_and_filters_by_state() {
     let app = spawn_app(Shape::Embedded).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(app.create_export(generate(5, "csv")).await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            app.create_export(generate(5, "csv")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     for id in &ids {
         app.wait_final(id).await;
     }
     let page: Value = app.get("/v1/exports?limit=3").await.json().await.unwrap();
-    let got: Vec<&str> = page["items"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, [&ids[4], &ids[3], &ids[2]]);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let page2: Value = app.get(&format!("/v1/exports?limit=3&cursor={cursor}")).await.json().await.unwrap();
+    let page2: Value = app
+        .get(&format!("/v1/exports?limit=3&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page2["items"].as_array().unwrap().len(), 2);
     assert!(page2["next_cursor"].is_null());
-    let failed: Value = app.get("/v1/exports?state=failed").await.json().await.unwrap();
+    let failed: Value = app
+        .get("/v1/exports?state=failed")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(failed["items"].as_array().unwrap().is_empty());
     assert_eq!(app.get("/v1/exports?state=bogus").await.status(), 422);
-    let deleted = app.client.delete(app.url(&format!("/v1/exports/{}", ids[0]))).send().await.unwrap();
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/v1/exports/{}", ids[0])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 204);
-    assert_eq!(app.get(&format!("/v1/exports/{}", ids[0])).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/v1/exports/{}", ids[0])).await.status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -243,7 +421,10 @@ async fn a_job_past_its_timeout_fails_as_transient_and_retries_until_attempts_ru
     settings.workers.job_timeout = std::time::Duration::from_millis(700);
     settings.workers.max_attempts = 2;
     let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
-    let id = app.create_export(generate(100_000_000, "csv")).await["id"].as_str().unwrap().to_owned();
+    let id = app.create_export(generate(100_000_000, "csv")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let done = app.wait_final(&id).await;
     assert_eq!(done["state"], "failed");
     assert_eq!(done["attempt"], 2);
@@ -256,15 +437,31 @@ async fn the_sweeper_deletes_files_after_retention_and_the_job_expires() {
     let (mut settings, data_url, prefix) = crate::helpers::test_settings(Shape::Production).await;
     settings.storage.retention = std::time::Duration::from_millis(500);
     let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
-    let id = app.create_export(generate(10, "csv")).await["id"].as_str().unwrap().to_owned();
+    let id = app.create_export(generate(10, "csv")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let done = app.wait_final(&id).await;
     let url = done["result"]["download_url"].as_str().unwrap().to_owned();
-    let expired = crate::helpers::eventually(std::time::Duration::from_secs(20), "the job to expire", || async {
-        let job: Value = app.get(&format!("/v1/exports/{id}")).await.json().await.ok()?;
-        (job["state"] == "expired").then_some(job)
-    })
+    let expired = crate::helpers::eventually(
+        std::time::Duration::from_secs(20),
+        "the job to expire",
+        || async {
+            let job: Value = app
+                .get(&format!("/v1/exports/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (job["state"] == "expired").then_some(job)
+        },
+    )
     .await;
     assert!(expired["expires_at"].is_string());
-    assert_eq!(reqwest::get(&url).await.unwrap().status(), 404, "the file must be gone");
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        404,
+        "the file must be gone"
+    );
     app.stop().await;
 }

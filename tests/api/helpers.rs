@@ -90,13 +90,31 @@ pub fn incomplete_uploads(prefix: &str) -> Vec<String> {
     let s3 = s3();
     let encoded: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
     let output = std::process::Command::new("curl")
-        .args(["-sS", "--fail", "--aws-sigv4", &format!("aws:amz:{}:s3", s3.region), "--user", &format!("{}:{}", s3.key, s3.secret)])
-        .arg(format!("{}/{}?prefix={encoded}&uploads=", s3.endpoint, s3.bucket))
+        .args([
+            "-sS",
+            "--fail",
+            "--aws-sigv4",
+            &format!("aws:amz:{}:s3", s3.region),
+            "--user",
+            &format!("{}:{}", s3.key, s3.secret),
+        ])
+        .arg(format!(
+            "{}/{}?prefix={encoded}&uploads=",
+            s3.endpoint, s3.bucket
+        ))
         .output()
         .expect("run curl");
-    assert!(output.status.success(), "listing uploads failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "listing uploads failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let xml = String::from_utf8_lossy(&output.stdout);
-    xml.split("<Key>").skip(1).filter_map(|rest| rest.split("</Key>").next()).map(str::to_owned).collect()
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</Key>").next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A running Ferry on a random port.
@@ -114,9 +132,11 @@ pub struct TestApp {
 /// Settings for a test app of `shape`, before it starts.
 pub async fn test_settings(shape: Shape) -> (ferry::config::Settings, String, Option<String>) {
     use ferry::config::{ConnectionSettings, Secret, Settings};
-    let mut settings = Settings::default();
-    settings.listen = "127.0.0.1:0".parse().expect("an address");
-    settings.data_dir = std::env::temp_dir().join(format!("ferry-test-{}", uuid::Uuid::new_v4()));
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        data_dir: std::env::temp_dir().join(format!("ferry-test-{}", uuid::Uuid::new_v4())),
+        ..Settings::default()
+    };
     settings.workers.lease = Duration::from_secs(2);
     settings.workers.poll_interval = Duration::from_millis(200);
     settings.workers.backoff_base = Duration::from_millis(100);
@@ -127,7 +147,12 @@ pub async fn test_settings(shape: Shape) -> (ferry::config::Settings, String, Op
     let data_url = fresh_postgres().await;
     settings.connections.insert(
         "main".into(),
-        ConnectionSettings { url: Secret::new(data_url.clone()), allow_sql: true, statement_timeout: Duration::from_secs(30), max_connections: 2 },
+        ConnectionSettings {
+            url: Secret::new(data_url.clone()),
+            allow_sql: true,
+            statement_timeout: Duration::from_secs(30),
+            max_connections: 2,
+        },
     );
     let mut prefix = None;
     if shape == Shape::Production {
@@ -152,13 +177,30 @@ pub async fn spawn_app(shape: Shape) -> TestApp {
 }
 
 /// Starts Ferry with the given settings.
-pub async fn spawn_with(settings: ferry::config::Settings, data_url: String, s3_prefix: Option<String>) -> TestApp {
-    let app = ferry::startup::Application::build(settings.clone(), ferry::startup::Role::Serve).await.expect("build the app");
+pub async fn spawn_with(
+    settings: ferry::config::Settings,
+    data_url: String,
+    s3_prefix: Option<String>,
+) -> TestApp {
+    let app = ferry::startup::Application::build(settings.clone(), ferry::startup::Role::Serve)
+        .await
+        .expect("build the app");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
-    TestApp { address, client, settings, data_url, s3_prefix, shutdown, task: Some(task) }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    TestApp {
+        address,
+        client,
+        settings,
+        data_url,
+        s3_prefix,
+        shutdown,
+        task: Some(task),
+    }
 }
 
 impl TestApp {
@@ -167,11 +209,20 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Creates an export and returns its job.
@@ -186,9 +237,16 @@ impl TestApp {
     /// Polls a job until it is in a final state, and returns it.
     pub async fn wait_final(&self, id: &str) -> serde_json::Value {
         eventually(Duration::from_secs(60), "the job to finish", || async {
-            let job: serde_json::Value = self.get(&format!("/v1/exports/{id}")).await.json().await.ok()?;
+            let job: serde_json::Value = self
+                .get(&format!("/v1/exports/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
             let state = job["state"].as_str()?.to_owned();
-            ["succeeded", "failed", "cancelled", "expired"].contains(&state.as_str()).then_some(job)
+            ["succeeded", "failed", "cancelled", "expired"]
+                .contains(&state.as_str())
+                .then_some(job)
         })
         .await
     }
@@ -197,7 +255,10 @@ impl TestApp {
     pub async fn download(&self, id: &str) -> (reqwest::header::HeaderMap, bytes::Bytes) {
         let redirect = self.get(&format!("/v1/exports/{id}/download")).await;
         assert_eq!(redirect.status(), 303);
-        let link = redirect.headers()["location"].to_str().expect("a location").to_owned();
+        let link = redirect.headers()["location"]
+            .to_str()
+            .expect("a location")
+            .to_owned();
         let file = reqwest::get(&link).await.expect("fetch the signed link");
         assert_eq!(file.status(), 200, "fetching {link}");
         let headers = file.headers().clone();
@@ -206,8 +267,13 @@ impl TestApp {
 
     /// Runs SQL on the data database.
     pub async fn data_sql(&self, sql: &str) {
-        let mut conn = sqlx::PgConnection::connect(&self.data_url).await.expect("connect to the data database");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("run SQL");
+        let mut conn = sqlx::PgConnection::connect(&self.data_url)
+            .await
+            .expect("connect to the data database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("run SQL");
     }
 
     /// Stops the app and waits for it.

@@ -110,7 +110,9 @@ impl Backend {
                     Err(_) => 0,
                 }
             }
-            Kind::S3 { prefix } => crate::helpers::incomplete_uploads(&format!("{prefix}/{key}")).len(),
+            Kind::S3 { prefix } => {
+                crate::helpers::incomplete_uploads(&format!("{prefix}/{key}")).len()
+            }
         }
     }
 }
@@ -122,7 +124,6 @@ impl Drop for Backend {
         }
     }
 }
-
 
 /// A key of the layout exports use.
 fn new_key(name: &str) -> ObjectKey {

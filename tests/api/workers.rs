@@ -8,7 +8,12 @@ use std::time::Duration;
 
 /// A TOML file for `ferry` processes sharing the test app's metadata database and bucket.
 /// `top` goes before the first table (e.g. `listen = …`).
-fn config_file(settings: &ferry::config::Settings, data_url: &str, dir: &std::path::Path, top: &str) -> std::path::PathBuf {
+fn config_file(
+    settings: &ferry::config::Settings,
+    data_url: &str,
+    dir: &std::path::Path,
+    top: &str,
+) -> std::path::PathBuf {
     let s3 = s3();
     let toml = format!(
         r#"data_dir = "{data}"
@@ -65,12 +70,26 @@ fn objects(prefix: &str) -> Vec<String> {
     let s3 = s3();
     let encoded: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
     let output = Command::new("curl")
-        .args(["-sS", "--fail", "--aws-sigv4", &format!("aws:amz:{}:s3", s3.region), "--user", &format!("{}:{}", s3.key, s3.secret)])
-        .arg(format!("{}/{}?list-type=2&prefix={encoded}", s3.endpoint, s3.bucket))
+        .args([
+            "-sS",
+            "--fail",
+            "--aws-sigv4",
+            &format!("aws:amz:{}:s3", s3.region),
+            "--user",
+            &format!("{}:{}", s3.key, s3.secret),
+        ])
+        .arg(format!(
+            "{}/{}?list-type=2&prefix={encoded}",
+            s3.endpoint, s3.bucket
+        ))
         .output()
         .expect("run curl");
     let xml = String::from_utf8_lossy(&output.stdout);
-    xml.split("<Key>").skip(1).filter_map(|r| r.split("</Key>").next()).map(str::to_owned).collect()
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|r| r.split("</Key>").next())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
@@ -79,7 +98,12 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
     let prefix = prefix.unwrap();
     let dir = settings.data_dir.clone();
     let config = config_file(&settings, &data_url, &dir, "");
-    let store = Store::connect(settings.database_url.as_ref().unwrap().expose(), Signals::default()).await.unwrap();
+    let store = Store::connect(
+        settings.database_url.as_ref().unwrap().expose(),
+        Signals::default(),
+    )
+    .await
+    .unwrap();
     let spec = serde_json::json!({
         "name": "big",
         "source": {"type": "sql", "connection": "main", "query": "SELECT g, md5(g::text) AS a, md5((g * 7)::text) AS b FROM generate_series(1, 2500000) g"},
@@ -99,23 +123,37 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
         idempotency: None,
         progress: Progress::default(),
     };
-    let Inserted::Created(job) = store.insert(new).await.unwrap() else { panic!("not created") };
+    let Inserted::Created(job) = store.insert(new).await.unwrap() else {
+        panic!("not created")
+    };
     let mut workers = vec![start_worker(&config), start_worker(&config)];
 
-    let owner_pid = eventually(Duration::from_secs(60), "a worker to upload part of the file", || async {
-        let current = store.get(job.id).await.ok()??;
-        (current.state == JobState::Running && current.progress.bytes > 12 * 1024 * 1024).then_some(())?;
-        lease_owner_pid(&settings).await
-    })
+    let owner_pid = eventually(
+        Duration::from_secs(60),
+        "a worker to upload part of the file",
+        || async {
+            let current = store.get(job.id).await.ok()??;
+            (current.state == JobState::Running && current.progress.bytes > 12 * 1024 * 1024)
+                .then_some(())?;
+            lease_owner_pid(&settings).await
+        },
+    )
     .await;
-    let victim = workers.iter().position(|w| w.id() == owner_pid).expect("the owner is one of our workers");
+    let victim = workers
+        .iter()
+        .position(|w| w.id() == owner_pid)
+        .expect("the owner is one of our workers");
     workers[victim].kill().expect("SIGKILL the worker");
     workers[victim].wait().unwrap();
 
-    let done = eventually(Duration::from_secs(120), "the other worker to finish the export", || async {
-        let current = store.get(job.id).await.ok()??;
-        current.state.is_final().then_some(current)
-    })
+    let done = eventually(
+        Duration::from_secs(120),
+        "the other worker to finish the export",
+        || async {
+            let current = store.get(job.id).await.ok()??;
+            current.state.is_final().then_some(current)
+        },
+    )
     .await;
     for worker in &mut workers {
         let _ = worker.kill();
@@ -125,19 +163,32 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
     assert_eq!(done.attempt, 2, "the killed attempt counts");
     assert_eq!(done.result.as_ref().unwrap()["file"]["rows"], 2_500_000);
     assert_eq!(objects(&prefix).len(), 1, "exactly one file");
-    assert!(incomplete_uploads(&prefix).is_empty(), "no incomplete multipart upload");
+    assert!(
+        incomplete_uploads(&prefix).is_empty(),
+        "no incomplete multipart upload"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn lease_owner_pid(settings: &ferry::config::Settings) -> Option<u32> {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(settings.database_url.as_ref()?.expose()).await.ok()?;
-    let owner: Option<String> = sqlx::query_scalar("SELECT lease_owner FROM ferry_jobs WHERE state = 'running'").fetch_optional(&mut conn).await.ok()??;
+    let mut conn = sqlx::PgConnection::connect(settings.database_url.as_ref()?.expose())
+        .await
+        .ok()?;
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM ferry_jobs WHERE state = 'running'")
+            .fetch_optional(&mut conn)
+            .await
+            .ok()??;
     owner?.rsplit('-').nth(1)?.parse().ok()
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -149,9 +200,19 @@ async fn events_of_a_job_run_by_another_process_reach_the_stream() {
     let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
     let mut worker = start_worker(&config);
     let body = serde_json::json!({"source": {"type": "generate", "rows": 300_000, "seed": 1, "columns": [{"name": "t", "kind": "text", "length": 40}]}, "format": "csv.gz"});
-    let response = app.client.post(app.url("/v1/exports")).header("Accept", "text/event-stream").json(&body).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/exports"))
+        .header("Accept", "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let text = tokio::time::timeout(Duration::from_secs(120), response.text()).await.expect("the stream ends").unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(120), response.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
     let _ = worker.kill();
     let _ = worker.wait();
     let events = crate::exports::parse_sse(&text);
@@ -173,11 +234,23 @@ async fn a_new_job_starts_at_once_on_a_wake_up_not_a_poll() {
         // Let the workers go idle, waiting on their (60 s) poll.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let body = serde_json::json!({"source": {"type": "generate", "rows": 10, "columns": [{"name": "a", "kind": "int"}]}});
-        let id = app.create_export(body).await["id"].as_str().unwrap().to_owned();
+        let id = app.create_export(body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let job = app.wait_final(&id).await;
-        let at = |field: &str| time::OffsetDateTime::parse(job[field].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let at = |field: &str| {
+            time::OffsetDateTime::parse(
+                job[field].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
         let waited = at("started_at") - at("created_at");
-        assert!(waited < time::Duration::milliseconds(500), "{shape:?}: the job waited {waited}");
+        assert!(
+            waited < time::Duration::milliseconds(500),
+            "{shape:?}: the job waited {waited}"
+        );
         app.stop().await;
     }
 }
@@ -192,9 +265,25 @@ async fn sigterm_hands_a_running_job_back_and_a_restart_finishes_it() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut server = start_ferry("serve", &config);
-    eventually(Duration::from_secs(20), "the server to listen", || async { client.get(format!("{base}/healthz")).send().await.ok().map(drop) }).await;
+    eventually(Duration::from_secs(20), "the server to listen", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await;
     let body = serde_json::json!({"source": {"type": "generate", "rows": 200_000_000u64, "columns": [{"name": "a", "kind": "int"}]}});
-    let job: serde_json::Value = client.post(format!("{base}/v1/exports")).json(&body).send().await.unwrap().json().await.unwrap();
+    let job: serde_json::Value = client
+        .post(format!("{base}/v1/exports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
     let job_url = format!("{base}/v1/exports/{id}");
     eventually(Duration::from_secs(20), "the job to run", || async {
@@ -203,26 +292,56 @@ async fn sigterm_hands_a_running_job_back_and_a_restart_finishes_it() {
     })
     .await;
     let stopped_at = std::time::Instant::now();
-    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
     let status = server.wait().unwrap();
     assert!(status.success(), "ferry exits cleanly on SIGTERM: {status}");
-    assert!(stopped_at.elapsed() < Duration::from_secs(10), "stopped within the grace period");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(10),
+        "stopped within the grace period"
+    );
 
     let mut server = start_ferry("serve", &config);
-    let job = eventually(Duration::from_secs(20), "the restarted server to answer", || async {
-        client.get(&job_url).send().await.ok()?.json::<serde_json::Value>().await.ok()
-    })
+    let job = eventually(
+        Duration::from_secs(20),
+        "the restarted server to answer",
+        || async {
+            client
+                .get(&job_url)
+                .send()
+                .await
+                .ok()?
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+        },
+    )
     .await;
-    assert!(["queued", "running"].contains(&job["state"].as_str().unwrap()), "{job}");
-    assert!(job["attempt"].as_u64().unwrap() <= 1, "the handed-back attempt does not count: {job}");
+    assert!(
+        ["queued", "running"].contains(&job["state"].as_str().unwrap()),
+        "{job}"
+    );
+    assert!(
+        job["attempt"].as_u64().unwrap() <= 1,
+        "the handed-back attempt does not count: {job}"
+    );
     let running = eventually(Duration::from_secs(20), "the job to run again", || async {
         let job: serde_json::Value = client.get(&job_url).send().await.ok()?.json().await.ok()?;
         (job["state"] == "running").then_some(job)
     })
     .await;
     assert_eq!(running["attempt"], 1);
-    client.post(format!("{job_url}/cancel")).send().await.unwrap();
-    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    client
+        .post(format!("{job_url}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
     server.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

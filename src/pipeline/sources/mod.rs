@@ -39,7 +39,7 @@ pub struct Opened {
     /// encoder runs.
     pub pre_encoded: bool,
     /// The chunks; the channel closes after the last one or after an error.
-    pub chunks: mpsc::Receiver<Result<Chunk, SourceError>>,
+    pub chunks: ChunkReceiver,
 }
 
 /// Why a source failed, classified where it happened.
@@ -73,13 +73,25 @@ pub fn classify(error: &sqlx::Error) -> SourceError {
                 || state == "40001"
                 || state == "40P01";
             if transient {
-                SourceError::Transient { code: "database_unavailable", message }
+                SourceError::Transient {
+                    code: "database_unavailable",
+                    message,
+                }
             } else if state == "57014" {
-                SourceError::Permanent { code: "query_timeout", message: format!("the query ran past its statement timeout: {message}") }
+                SourceError::Permanent {
+                    code: "query_timeout",
+                    message: format!("the query ran past its statement timeout: {message}"),
+                }
             } else if state == "25006" {
-                SourceError::Permanent { code: "read_only", message: format!("exports run read-only: {message}") }
+                SourceError::Permanent {
+                    code: "read_only",
+                    message: format!("exports run read-only: {message}"),
+                }
             } else {
-                SourceError::Permanent { code: "query_failed", message }
+                SourceError::Permanent {
+                    code: "query_failed",
+                    message,
+                }
             }
         }
         sqlx::Error::Io(_)
@@ -98,11 +110,13 @@ pub fn classify(error: &sqlx::Error) -> SourceError {
     }
 }
 
+/// The sending end of a source's channel.
+pub type ChunkSender = mpsc::Sender<Result<Chunk, SourceError>>;
+/// The receiving end of a source's channel.
+pub type ChunkReceiver = mpsc::Receiver<Result<Chunk, SourceError>>;
+
 /// A channel of the standard size.
-pub fn channel() -> (
-    mpsc::Sender<Result<Chunk, SourceError>>,
-    mpsc::Receiver<Result<Chunk, SourceError>>,
-) {
+pub fn channel() -> (ChunkSender, ChunkReceiver) {
     mpsc::channel(CHANNEL_CHUNKS)
 }
 

@@ -45,7 +45,9 @@ pub fn untyped(value: &Value, field: &str) -> Result<Param, ParamError> {
     match value {
         Value::Null => Ok(Param::Null),
         Value::Bool(b) => Ok(Param::Bool(*b)),
-        Value::Number(n) => Ok(n.as_i64().map_or_else(|| Param::Number(n.to_string()), Param::Int)),
+        Value::Number(n) => Ok(n
+            .as_i64()
+            .map_or_else(|| Param::Number(n.to_string()), Param::Int)),
         Value::String(s) => text(s, None, field),
         Value::Array(_) | Value::Object(_) => text(&value.to_string(), None, field),
     }
@@ -78,12 +80,17 @@ pub fn typed(value: &Value, kind: ParamType, field: &str) -> Result<Param, Param
             "false" | "f" | "no" | "0" => Ok(Param::Bool(false)),
             _ => Err(bad(field, "must be a boolean")),
         },
-        ParamType::Date => time::Date::parse(trimmed, time::macros::format_description!("[year]-[month]-[day]"))
-            .map(|_| Param::Text(trimmed.to_owned(), Some(kind)))
-            .map_err(|_| bad(field, "must be a date (YYYY-MM-DD)")),
-        ParamType::Timestamptz => time::OffsetDateTime::parse(trimmed, &time::format_description::well_known::Rfc3339)
-            .map(|_| Param::Text(trimmed.to_owned(), Some(kind)))
-            .map_err(|_| bad(field, "must be an RFC 3339 timestamp with offset")),
+        ParamType::Date => time::Date::parse(
+            trimmed,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map(|_| Param::Text(trimmed.to_owned(), Some(kind)))
+        .map_err(|_| bad(field, "must be a date (YYYY-MM-DD)")),
+        ParamType::Timestamptz => {
+            time::OffsetDateTime::parse(trimmed, &time::format_description::well_known::Rfc3339)
+                .map(|_| Param::Text(trimmed.to_owned(), Some(kind)))
+                .map_err(|_| bad(field, "must be an RFC 3339 timestamp with offset"))
+        }
         ParamType::Uuid => uuid::Uuid::parse_str(trimmed)
             .map(|u| Param::Text(u.to_string(), Some(kind)))
             .map_err(|_| bad(field, "must be a UUID")),
@@ -147,23 +154,29 @@ pub fn inline(query: &str, params: &[Param]) -> Result<String, ParamError> {
             b'"' => closing(bytes, i + 1, b"\""),
             b'-' if bytes.get(i + 1) == Some(&b'-') => closing(bytes, i + 2, b"\n"),
             b'/' if bytes.get(i + 1) == Some(&b'*') => closing(bytes, i + 2, b"*/"),
-            b'$' => match dollar_tag(bytes, i) {
-                Some(tag) => closing(bytes, i + tag.len(), tag),
-                None => {
-                    let digits = bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
-                    if digits > 0 {
-                        let number: usize = query[i + 1..i + 1 + digits].parse().unwrap_or(usize::MAX);
-                        let param = number
+            b'$' => {
+                match dollar_tag(bytes, i) {
+                    Some(tag) => closing(bytes, i + tag.len(), tag),
+                    None => {
+                        let digits = bytes[i + 1..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit())
+                            .count();
+                        if digits > 0 {
+                            let number: usize =
+                                query[i + 1..i + 1 + digits].parse().unwrap_or(usize::MAX);
+                            let param = number
                             .checked_sub(1)
                             .and_then(|n| params.get(n))
                             .ok_or_else(|| bad("source.params", format!("the query uses ${number} but {} parameter(s) were given", params.len())))?;
-                        out.push_str(&query[copied..i]);
-                        out.push_str(&literal(param));
-                        copied = i + 1 + digits;
+                            out.push_str(&query[copied..i]);
+                            out.push_str(&literal(param));
+                            copied = i + 1 + digits;
+                        }
+                        i + 1 + digits
                     }
-                    i + 1 + digits
                 }
-            },
+            }
             _ => i + 1,
         };
         i = skip_to.max(i + 1);
@@ -183,7 +196,10 @@ fn closing(bytes: &[u8], from: usize, end: &[u8]) -> usize {
 /// A dollar-quote opening tag (`$$` or `$name$`) starting at `at`.
 fn dollar_tag(bytes: &[u8], at: usize) -> Option<&[u8]> {
     let rest = &bytes[at + 1..];
-    let len = rest.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+    let len = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
     let starts_like_name = rest.first().is_none_or(|b| !b.is_ascii_digit());
     (starts_like_name && rest.get(len) == Some(&b'$')).then(|| &bytes[at..at + len + 2])
 }
@@ -215,18 +231,32 @@ mod tests {
     #[test]
     fn injection_attempts_stay_inside_one_literal() {
         let param = untyped(&Value::String("x'); DROP TABLE users; --".into()), "p").unwrap();
-        assert_eq!(inline("SELECT $1", &[param]).unwrap(), "SELECT 'x''); DROP TABLE users; --'");
+        assert_eq!(
+            inline("SELECT $1", &[param]).unwrap(),
+            "SELECT 'x''); DROP TABLE users; --'"
+        );
         assert!(untyped(&Value::String("a\0b".into()), "p").is_err());
     }
 
     #[test]
     fn typed_parameters_are_checked_and_cast() {
-        assert_eq!(typed(&Value::String("42".into()), ParamType::Int, "p").unwrap(), Param::Int(42));
+        assert_eq!(
+            typed(&Value::String("42".into()), ParamType::Int, "p").unwrap(),
+            Param::Int(42)
+        );
         assert!(typed(&Value::String("4x".into()), ParamType::Int, "p").is_err());
         assert!(typed(&Value::String("9999999999".into()), ParamType::Int, "p").is_err());
         assert!(typed(&Value::String("1e5".into()), ParamType::Numeric, "p").is_err());
         assert!(typed(&Value::String("2026-02-31".into()), ParamType::Date, "p").is_err());
-        let uuid = typed(&Value::String("67e55044-10b1-426f-9247-bb680e5fe0c8".into()), ParamType::Uuid, "p").unwrap();
-        assert_eq!(literal(&uuid), "CAST('67e55044-10b1-426f-9247-bb680e5fe0c8' AS uuid)");
+        let uuid = typed(
+            &Value::String("67e55044-10b1-426f-9247-bb680e5fe0c8".into()),
+            ParamType::Uuid,
+            "p",
+        )
+        .unwrap();
+        assert_eq!(
+            literal(&uuid),
+            "CAST('67e55044-10b1-426f-9247-bb680e5fe0c8' AS uuid)"
+        );
     }
 }

@@ -37,7 +37,9 @@ pub async fn open(query: PgQuery) -> Result<Opened, SourceError> {
         "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout_ms}; \
          SET LOCAL standard_conforming_strings = on; SET LOCAL idle_in_transaction_session_timeout = 0"
     );
-    sqlx::raw_sql(AssertSqlSafe(setup)).execute(&mut conn).await?;
+    sqlx::raw_sql(AssertSqlSafe(setup))
+        .execute(&mut conn)
+        .await?;
     let estimate = explain(&mut conn, &query.sql).await?;
     let columns = conn
         .describe(AssertSqlSafe(query.sql.clone()).into_sql_str())
@@ -68,16 +70,17 @@ pub async fn open(query: PgQuery) -> Result<Opened, SourceError> {
 
 /// The planner's row estimate; also fails early on a query that cannot run.
 async fn explain(conn: &mut PgConnection, sql: &str) -> Result<Option<u64>, SourceError> {
-    let plan: serde_json::Value = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {sql}")))
-        .fetch_one(&mut *conn)
-        .await?;
+    let plan: serde_json::Value =
+        sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {sql}")))
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(plan
         .pointer("/0/Plan/Plan Rows")
         .and_then(serde_json::Value::as_f64)
         .map(|rows| rows.max(0.0) as u64))
 }
 
-type Tx = tokio::sync::mpsc::Sender<Result<Chunk, SourceError>>;
+type Tx = super::ChunkSender;
 
 /// Streams `COPY … TO STDOUT`, coalescing PostgreSQL's one-message-per-row into larger chunks.
 async fn copy_csv(conn: &mut PgConnection, query: &PgQuery, tx: &Tx) -> Result<(), SourceError> {
@@ -99,30 +102,45 @@ async fn copy_csv(conn: &mut PgConnection, query: &PgQuery, tx: &Tx) -> Result<(
             messages += 1;
         }
         if buffer.len() >= ENCODED_CHUNK {
-            let chunk = Chunk::Encoded { bytes: buffer.split().freeze(), rows: std::mem::take(&mut messages) };
+            let chunk = Chunk::Encoded {
+                bytes: buffer.split().freeze(),
+                rows: std::mem::take(&mut messages),
+            };
             if tx.send(Ok(chunk)).await.is_err() {
                 return Ok(());
             }
         }
     }
     if !buffer.is_empty() || messages > 0 {
-        let _ = tx.send(Ok(Chunk::Encoded { bytes: Bytes::from(buffer), rows: messages })).await;
+        let _ = tx
+            .send(Ok(Chunk::Encoded {
+                bytes: Bytes::from(buffer),
+                rows: messages,
+            }))
+            .await;
     }
     Ok(())
 }
 
 /// Streams rows as JSON objects (`row_to_json`), for encoders other than CSV.
 async fn json_rows(conn: &mut PgConnection, query: &PgQuery, tx: &Tx) -> Result<(), SourceError> {
-    let sql = format!("SELECT row_to_json(ferry_q)::text FROM ({}) AS ferry_q", query.sql);
+    let sql = format!(
+        "SELECT row_to_json(ferry_q)::text FROM ({}) AS ferry_q",
+        query.sql
+    );
     let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *conn);
     let mut batch = Vec::with_capacity(crate::pipeline::BATCH_ROWS);
     while let Some(row) = rows.next().await {
         let text: String = row?.try_get(0)?;
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| SourceError::Permanent { code: "query_failed", message: e.to_string() })?;
+            .map_err(|e| SourceError::Permanent {
+                code: "query_failed",
+                message: e.to_string(),
+            })?;
         batch.push(object.into_iter().map(|(_, v)| v).collect());
         if batch.len() == crate::pipeline::BATCH_ROWS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(crate::pipeline::BATCH_ROWS));
+            let full =
+                std::mem::replace(&mut batch, Vec::with_capacity(crate::pipeline::BATCH_ROWS));
             if tx.send(Ok(Chunk::Rows(full))).await.is_err() {
                 return Ok(());
             }

@@ -7,14 +7,19 @@ use crate::pipeline::{BATCH_ROWS, Row};
 use futures::StreamExt;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row as _, SqlSafeStr, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::{
+    AssertSqlSafe, Column, ConnectOptions, Executor, Row as _, SqlSafeStr, SqliteConnection,
+    TypeInfo, ValueRef,
+};
 use std::str::FromStr;
 
 /// Opens `sql` on the database at `url`, read-only.
 pub async fn open(url: &str, sql: String, params: Vec<Param>) -> Result<Opened, SourceError> {
     let options = SqliteConnectOptions::from_str(url)?.read_only(true);
     let mut conn = options.connect().await?;
-    sqlx::raw_sql("PRAGMA query_only = ON").execute(&mut conn).await?;
+    sqlx::raw_sql("PRAGMA query_only = ON")
+        .execute(&mut conn)
+        .await?;
     let columns = conn
         .describe(AssertSqlSafe(sql.clone()).into_sql_str())
         .await?
@@ -40,7 +45,7 @@ async fn stream_rows(
     conn: &mut SqliteConnection,
     sql: String,
     params: Vec<Param>,
-    tx: &tokio::sync::mpsc::Sender<Result<Chunk, SourceError>>,
+    tx: &super::ChunkSender,
 ) -> Result<(), SourceError> {
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for param in params {
@@ -80,7 +85,8 @@ fn decode(row: &SqliteRow) -> Result<Row, SourceError> {
             let class = raw.type_info().name().to_owned();
             Ok(match class.as_str() {
                 "INTEGER" => Value::from(row.try_get::<i64, _>(i)?),
-                "REAL" => serde_json::Number::from_f64(row.try_get::<f64, _>(i)?).map_or(Value::Null, Value::Number),
+                "REAL" => serde_json::Number::from_f64(row.try_get::<f64, _>(i)?)
+                    .map_or(Value::Null, Value::Number),
                 "BLOB" => Value::String(hex::encode(row.try_get::<Vec<u8>, _>(i)?)),
                 _ => Value::String(row.try_get::<String, _>(i)?),
             })
@@ -90,7 +96,11 @@ fn decode(row: &SqliteRow) -> Result<Row, SourceError> {
 
 /// Checks that `sql` can run (it parses, its tables exist) without running it.
 pub async fn check(url: &str, sql: &str) -> Result<(), SourceError> {
-    let mut conn = SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
-    conn.describe(AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
+    let mut conn = SqliteConnectOptions::from_str(url)?
+        .read_only(true)
+        .connect()
+        .await?;
+    conn.describe(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await?;
     Ok(())
 }
