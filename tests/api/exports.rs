@@ -465,3 +465,99 @@ async fn the_sweeper_deletes_files_after_retention_and_the_job_expires() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn templates_bind_typed_parameters_and_refuse_wrong_ones() {
+    let (mut settings, data_url, prefix) = crate::helpers::test_settings(Shape::Embedded).await;
+    let template: ferry::config::TemplateSettings = toml_template(
+        r#"connection = "main"
+query = "SELECT id, email FROM users WHERE plan = $1 AND id <= $2 ORDER BY id"
+params = [{ name = "plan", type = "text" }, { name = "max_id", type = "int" }]"#,
+    );
+    settings.templates.insert("users_by_plan".into(), template);
+    let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
+    app.data_sql("CREATE TABLE users (id int, email text, plan text); INSERT INTO users VALUES (1, 'a@x', 'pro'), (2, 'b@x', 'free'), (3, 'c@x', 'pro');").await;
+    let good = json!({"source": {"type": "template", "template": "users_by_plan", "params": {"plan": "pro' OR '1'='1", "max_id": 3}}});
+    let id = app.create_export(good).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.wait_final(&id).await["result"]["file"]["rows"],
+        0,
+        "a quote in a parameter is data, not SQL"
+    );
+    let good = json!({"source": {"type": "template", "template": "users_by_plan", "params": {"plan": "pro", "max_id": "3"}}});
+    let id = app.create_export(good).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_final(&id).await;
+    let (_, bytes) = app.download(&id).await;
+    assert_eq!(
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        "id,email\n1,a@x\n3,c@x\n"
+    );
+    for (params, field) in [
+        (
+            json!({"plan": "pro", "max_id": "three"}),
+            "source.params.max_id",
+        ),
+        (json!({"plan": "pro"}), "source.params.max_id"),
+        (
+            json!({"plan": "pro", "max_id": 1, "extra": 1}),
+            "source.params.extra",
+        ),
+    ] {
+        let response = app.post_json("/v1/exports", &json!({"source": {"type": "template", "template": "users_by_plan", "params": params}})).await;
+        assert_eq!(response.status(), 422);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+}
+
+fn toml_template(text: &str) -> ferry::config::TemplateSettings {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .unwrap()
+        .try_deserialize()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sql_exports_run_read_only_and_stop_at_the_statement_timeout() {
+    let (mut settings, data_url, prefix) = crate::helpers::test_settings(Shape::Embedded).await;
+    if let Some(main) = settings.connections.get_mut("main") {
+        main.statement_timeout = std::time::Duration::from_millis(500);
+    }
+    let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
+    app.data_sql("CREATE TABLE keep (id int); INSERT INTO keep VALUES (1), (2);")
+        .await;
+    let write = json!({"source": {"type": "sql", "connection": "main", "query": "DELETE FROM keep RETURNING id"}});
+    let id = app.create_export(write).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = app.wait_final(&id).await;
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["error"]["code"], "read_only", "{failed}");
+    assert_eq!(failed["error"]["transient"], false);
+    let slow =
+        json!({"source": {"type": "sql", "connection": "main", "query": "SELECT pg_sleep(5)"}});
+    let id = app.create_export(slow).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = app.wait_final(&id).await;
+    assert_eq!(failed["error"]["code"], "query_timeout", "{failed}");
+    assert_eq!(failed["attempt"], 1, "a permanent error is not retried");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.data_url)
+        .await
+        .unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM keep")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 2, "nothing was deleted");
+}
