@@ -18,7 +18,7 @@ db=ferry_bench
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do pkill -TERM -P "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   scripts/s3-server stop "$work/s3" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -105,7 +105,8 @@ for run in $(seq "$runs"); do
   tb+=("$(ferry_export "$port_b")")
   tc+=("$(psql_export)")
 done
-for pid in "${pids[@]}"; do kill -TERM "$pid"; done
+# $pids are /usr/bin/time processes: stop their ferry children so that time writes its report.
+for pid in "${pids[@]}"; do pkill -TERM -P "$pid" || true; done
 wait "${pids[@]}" 2>/dev/null || true
 pids=()
 
@@ -115,7 +116,7 @@ rss() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2/1024}' "$work/$1/time.
 mb=$(echo "$csv_bytes / 1000000" | bc -l)
 printf '\nexport of %d rows (%.0f MB of CSV) to csv.gz, best of %d runs\n' "$rows" "$mb" "$runs"
 printf '%-34s %9s %12s %9s\n' variant seconds rows/s MB/s
-for v in "a ferry → local store:$a" "b ferry → S3 (SeaweedFS):$b" "c psql \\copy | gzip -1:$c"; do
+for v in "a ferry -> local store:$a" "b ferry -> S3 (SeaweedFS):$b" "c psql copy | gzip -1:$c"; do
   t=${v##*:}
   printf '%-34s %9.2f %12.0f %9.1f\n' "${v%:*}" "$t" "$(echo "$rows / $t" | bc -l)" "$(echo "$mb / $t" | bc -l)"
 done

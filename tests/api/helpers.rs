@@ -87,8 +87,24 @@ pub fn s3() -> S3 {
 /// Keys of in-progress multipart uploads under `prefix`, listed with an independent SigV4
 /// implementation (curl's).
 pub fn incomplete_uploads(prefix: &str) -> Vec<String> {
+    s3_keys(prefix, "uploads=")
+}
+
+/// Keys of the objects under `prefix`, listed the same way.
+pub fn objects(prefix: &str) -> Vec<String> {
+    s3_keys(prefix, "list-type=2")
+}
+
+/// `<Key>`s of a bucket listing. curl signs the query as written, so the parameters must be
+/// sorted and fully encoded: `list-type=2&prefix=…` and `prefix=…&uploads=`.
+fn s3_keys(prefix: &str, listing: &str) -> Vec<String> {
     let s3 = s3();
     let encoded: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
+    let query = if listing < "prefix" {
+        format!("{listing}&prefix={encoded}")
+    } else {
+        format!("prefix={encoded}&{listing}")
+    };
     let output = std::process::Command::new("curl")
         .args([
             "-sS",
@@ -98,15 +114,12 @@ pub fn incomplete_uploads(prefix: &str) -> Vec<String> {
             "--user",
             &format!("{}:{}", s3.key, s3.secret),
         ])
-        .arg(format!(
-            "{}/{}?prefix={encoded}&uploads=",
-            s3.endpoint, s3.bucket
-        ))
+        .arg(format!("{}/{}?{query}", s3.endpoint, s3.bucket))
         .output()
         .expect("run curl");
     assert!(
         output.status.success(),
-        "listing uploads failed: {}",
+        "listing the bucket failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let xml = String::from_utf8_lossy(&output.stdout);

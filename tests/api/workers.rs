@@ -1,6 +1,6 @@
 //! Worker processes: a `ferry worker` killed mid-export loses nothing.
 
-use crate::helpers::{Shape, eventually, incomplete_uploads, s3, test_settings};
+use crate::helpers::{Shape, eventually, incomplete_uploads, objects, s3, test_settings};
 use ferry::domain::{JobId, JobKind, JobState, Progress};
 use ferry::queue::{Inserted, NewJob, Signals, Store};
 use std::process::{Child, Command, Stdio};
@@ -63,33 +63,6 @@ fn start_ferry(command: &str, config: &std::path::Path) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start ferry worker")
-}
-
-/// Object keys under `prefix`, listed with curl's SigV4.
-fn objects(prefix: &str) -> Vec<String> {
-    let s3 = s3();
-    let encoded: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
-    let output = Command::new("curl")
-        .args([
-            "-sS",
-            "--fail",
-            "--aws-sigv4",
-            &format!("aws:amz:{}:s3", s3.region),
-            "--user",
-            &format!("{}:{}", s3.key, s3.secret),
-        ])
-        .arg(format!(
-            "{}/{}?list-type=2&prefix={encoded}",
-            s3.endpoint, s3.bucket
-        ))
-        .output()
-        .expect("run curl");
-    let xml = String::from_utf8_lossy(&output.stdout);
-    xml.split("<Key>")
-        .skip(1)
-        .filter_map(|r| r.split("</Key>").next())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[tokio::test]
