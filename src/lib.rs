@@ -12,6 +12,8 @@ pub mod config;
 pub mod domain;
 /// Job kinds: where the queue meets the pipeline.
 pub mod jobs;
+/// Notifications: webhooks (signing, SSRF guard, delivery).
+pub mod notify;
 /// Streaming stages: sources, codecs, the export pipeline.
 pub mod pipeline;
 /// The durable queue: store, workers, retries, rescuer, sweeper.

@@ -68,6 +68,20 @@ pub struct JobContext {
 }
 
 impl JobContext {
+    /// A context for running a handler outside the worker pool, as integration tests do. No
+    /// worker holds the job's lease, so [`save_checkpoint`](Self::save_checkpoint) fails as
+    /// [`JobFailure::Stopped`]; progress goes to a channel nobody reads.
+    pub fn detached(store: Store, job: JobId) -> Self {
+        let (progress, _) = watch::channel(Progress::default());
+        Self {
+            stop: CancellationToken::new(),
+            progress,
+            store,
+            worker: String::new(),
+            job,
+        }
+    }
+
     /// Saves what a later attempt of this job needs (see [`Job::checkpoint`]). Fails as
     /// [`JobFailure::Stopped`] when the lease is lost, so the handler stops.
     pub async fn save_checkpoint(&self, checkpoint: &Value) -> Result<(), JobFailure> {

@@ -5,4 +5,5 @@ mod exports;
 mod helpers;
 mod queue;
 mod storage;
+mod webhooks;
 mod workers;
