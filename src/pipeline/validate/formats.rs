@@ -169,18 +169,18 @@ fn check_complete(items: &[Item]) -> Result<(), String> {
     use Item::*;
     let count = |wanted: &[Item]| items.iter().filter(|i| wanted.contains(i)).count();
     let groups: [(&[Item], &str); 9] = [
-        (&[Year, Year2], "a year (%Y or %y)"),
-        (&[Month, MonthName], "a month (%m or %b)"),
-        (&[Day], "a day (%d)"),
-        (&[Hour, Hour12], "an hour (%H or %I)"),
+        (&[Year, Year2], "year (%Y or %y)"),
+        (&[Month, MonthName], "month (%m or %b)"),
+        (&[Day], "day (%d)"),
+        (&[Hour, Hour12], "hour (%H or %I)"),
         (&[AmPm], "AM/PM (%p)"),
         (&[Minute], "minutes (%M)"),
         (&[Second], "seconds (%S)"),
-        (&[Fraction], "a fraction (%f)"),
-        (&[Offset], "an offset (%z)"),
+        (&[Fraction], "fraction (%f)"),
+        (&[Offset], "offset (%z)"),
     ];
     if let Some((_, what)) = groups.iter().find(|(group, _)| count(group) > 1) {
-        return Err(format!("gives {what} more than once"));
+        return Err(format!("gives the {what} more than once"));
     }
     for (group, what) in &groups[..3] {
         if count(group) == 0 {
@@ -216,5 +216,108 @@ fn check_fits(items: &[Item], kind: &ColumnType) -> Result<(), String> {
             Err("a timestamp without time zone column takes no %z".to_owned())
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+    use crate::pipeline::validate::ColumnType;
+    use crate::pipeline::validate::civil::{Fields, Offset};
+
+    fn compile(source: &str) -> Result<Format, String> {
+        Format::compile(source, &ColumnType::Timestamptz)
+    }
+
+    #[test]
+    fn formats_compile_with_every_supported_directive() {
+        let sources = [
+            "%d/%m/%Y %H:%M",
+            "%Y-%m-%d",
+            "%m/%d/%Y",
+            "%Y-%m-%dT%H:%M:%S%z",
+            "%d.%m.%Y",
+            "%d %b %y %I:%M:%S.%f %p",
+            "%F %T",
+            "%B %d, %Y at %H:%M 100%%",
+        ];
+        for source in sources {
+            assert!(compile(source).is_ok(), "{source}: {:?}", compile(source));
+        }
+    }
+
+    #[test]
+    fn malformed_or_incomplete_formats_are_refused() {
+        let cases = [
+            ("%d/%m/%Y %j", "unsupported directive %j"),
+            ("%d/%m/%Y %", "ends with a lone %"),
+            ("%m/%Y", "has no day (%d)"),
+            ("%d/%m", "has no year (%Y or %y)"),
+            ("%d/%m/%Y/%y", "gives the year (%Y or %y) more than once"),
+            ("%d/%b/%m/%Y", "gives the month (%m or %b) more than once"),
+            ("%F %I:%M", "%I needs %p"),
+            ("%F %H %p", "%p needs %I"),
+            ("%F %M", "%M needs an hour"),
+            ("%F %H:%S", "%S needs %M"),
+            ("%F %H:%M.%f", "%f needs %S"),
+        ];
+        for (source, why) in cases {
+            assert_eq!(compile(source), Err(why.to_owned()), "{source}");
+        }
+        let long = format!("%F{}", "x".repeat(100));
+        assert_eq!(compile(&long), Err("longer than 100 bytes".to_owned()));
+    }
+
+    #[test]
+    fn formats_fit_the_column_type() {
+        let date = Format::compile("%F %H:%M", &ColumnType::Date);
+        assert_eq!(date, Err("a date column takes no time of day".to_owned()));
+        let naive = Format::compile("%F %H:%M%z", &ColumnType::Timestamp);
+        assert_eq!(
+            naive,
+            Err("a timestamp without time zone column takes no %z".to_owned())
+        );
+        assert!(Format::compile("%d.%m.%Y", &ColumnType::Date).is_ok());
+    }
+
+    #[test]
+    fn formats_read_the_whole_value_strictly() {
+        let format = compile("%d %b %Y, %I:%M:%S.%f %p %z").unwrap();
+        let fields = format.read("2 SEP 2024, 3:04:05.25 pm -05:30");
+        let expected = Fields {
+            year: 2024,
+            month: 9,
+            day: 2,
+            hour: 3,
+            pm: Some(true),
+            minute: 4,
+            second: 5,
+            fraction: (25, 2),
+            offset: Some(Offset {
+                negative: true,
+                hours: 5,
+                minutes: 30,
+            }),
+        };
+        assert_eq!(fields, Some(expected));
+        let european = compile("%d/%m/%Y").unwrap();
+        for bad in [
+            "02/01/2024 ",
+            "02-01-2024",
+            "02/01/24",
+            "002/01/2024",
+            "2/1/20245",
+            "é2/01/2024",
+        ] {
+            assert_eq!(european.read(bad), None, "{bad}");
+        }
+        assert!(european.read("2/1/2024").is_some());
+    }
+
+    #[test]
+    fn two_digit_years_pivot_like_posix() {
+        let format = compile("%d%m%y").unwrap();
+        assert_eq!(format.read("010268").map(|f| f.year), Some(2068));
+        assert_eq!(format.read("010269").map(|f| f.year), Some(1969));
     }
 }

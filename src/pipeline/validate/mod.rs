@@ -139,3 +139,6 @@ impl ColumnRule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

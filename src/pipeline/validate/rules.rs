@@ -163,7 +163,7 @@ fn compile_formats(
     for (i, source) in sources.iter().enumerate() {
         match Format::compile(source, kind) {
             Ok(format) => formats.push(format),
-            Err(why) => errors.push(format!("{field}[{i}]"), format!("{source:?} {why}")),
+            Err(why) => errors.push(format!("{field}[{i}]"), format!("{source:?}: {why}")),
         }
     }
     formats
@@ -285,4 +285,200 @@ fn compile_bounds(
         );
     }
     (min, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Extras;
+    use crate::domain::invalid::FieldError;
+    use crate::pipeline::validate::{ColumnType, RuleSpec};
+
+    fn errors(kind: ColumnType, nullable: bool, spec: &str) -> Vec<(String, String)> {
+        let spec: RuleSpec = serde_json::from_str(spec).unwrap();
+        match Extras::build("c", &kind, nullable, &spec) {
+            Ok(_) => Vec::new(),
+            Err(invalid) => invalid
+                .0
+                .into_iter()
+                .map(|FieldError { field, message }| (field, message))
+                .collect(),
+        }
+    }
+
+    fn one(field: &str, message: &str) -> Vec<(String, String)> {
+        vec![(field.to_owned(), message.to_owned())]
+    }
+
+    #[test]
+    fn rules_that_fit_the_column_build() {
+        let fine = [
+            (
+                ColumnType::Timestamp,
+                r#"{"formats": ["%d/%m/%Y %H:%M"], "required": true}"#,
+            ),
+            (
+                ColumnType::Varchar(Some(5)),
+                r#"{"enum": ["ok", "error"], "pattern": "^[a-z]+$"}"#,
+            ),
+            (
+                ColumnType::Numeric {
+                    precision: None,
+                    scale: None,
+                },
+                r#"{"min": -1.5, "max": 1e3}"#,
+            ),
+            (
+                ColumnType::Enum(vec!["a".into(), "b".into()]),
+                r#"{"enum": ["a"]}"#,
+            ),
+            (ColumnType::Integer, r#"{"min": 5, "max": 5}"#),
+        ];
+        for (kind, spec) in fine {
+            assert_eq!(errors(kind, true, spec), Vec::new(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn rules_on_the_wrong_type_are_named_by_column_and_rule() {
+        let cases = [
+            (
+                ColumnType::Integer,
+                r#"{"formats": ["%Y"]}"#,
+                "columns.c.formats",
+                "formats apply only to date and time columns, not integer",
+            ),
+            (
+                ColumnType::Integer,
+                r#"{"enum": ["1"]}"#,
+                "columns.c.enum",
+                "enum applies only to text and enum columns, not integer",
+            ),
+            (
+                ColumnType::Date,
+                r#"{"pattern": "x"}"#,
+                "columns.c.pattern",
+                "pattern applies only to text and enum columns, not date",
+            ),
+            (
+                ColumnType::Text,
+                r#"{"min": 1}"#,
+                "columns.c.min",
+                "min applies only to number columns, not text",
+            ),
+            (
+                ColumnType::Date,
+                r#"{"max": 1}"#,
+                "columns.c.max",
+                "max applies only to number columns, not date",
+            ),
+        ];
+        for (kind, spec, field, message) in cases {
+            assert_eq!(errors(kind, true, spec), one(field, message), "{spec}");
+        }
+    }
+
+    #[test]
+    fn inconsistent_rules_are_refused() {
+        let cases = [
+            (
+                ColumnType::Integer,
+                true,
+                r#"{"min": 10, "max": 1}"#,
+                "columns.c.min",
+                "min 10 is greater than max 1",
+            ),
+            (
+                ColumnType::Text,
+                false,
+                r#"{"required": false}"#,
+                "columns.c.required",
+                "the column is NOT NULL, so it is always required",
+            ),
+            (
+                ColumnType::Date,
+                true,
+                r#"{"formats": []}"#,
+                "columns.c.formats",
+                "give 1 to 16 formats, or leave formats out",
+            ),
+            (
+                ColumnType::Text,
+                true,
+                r#"{"enum": []}"#,
+                "columns.c.enum",
+                "give at least one value, or leave enum out",
+            ),
+            (
+                ColumnType::Varchar(Some(2)),
+                true,
+                r#"{"enum": ["ok", "error"]}"#,
+                "columns.c.enum[1]",
+                "\"error\" does not fit in varchar(2)",
+            ),
+            (
+                ColumnType::Enum(vec!["a".into()]),
+                true,
+                r#"{"enum": ["b"]}"#,
+                "columns.c.enum[0]",
+                "\"b\" is not a label of the column's type",
+            ),
+            (
+                ColumnType::Date,
+                true,
+                r#"{"formats": ["%Y-%m-%d", "%d/%m/%Y %H:%M"]}"#,
+                "columns.c.formats[1]",
+                "\"%d/%m/%Y %H:%M\": a date column takes no time of day",
+            ),
+        ];
+        for (kind, nullable, spec, field, message) in cases {
+            assert_eq!(errors(kind, nullable, spec), one(field, message), "{spec}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_a_short_reason() {
+        let cases = [
+            (
+                r#"{"pattern": "(a"}"#,
+                "not a valid regular expression: unclosed group",
+            ),
+            (
+                r#"{"pattern": "a)|(b"}"#,
+                "not a valid regular expression: unopened group",
+            ),
+            (
+                r#"{"pattern": "(?:\\w{1000}){1000}"}"#,
+                "the pattern is too large",
+            ),
+        ];
+        for (spec, message) in cases {
+            assert_eq!(
+                errors(ColumnType::Text, true, spec),
+                one("columns.c.pattern", message),
+                "{spec}"
+            );
+        }
+        let long = format!(r#"{{"pattern": "{}"}}"#, "a".repeat(1001));
+        assert_eq!(
+            errors(ColumnType::Text, true, &long),
+            one("columns.c.pattern", "longer than 1000 bytes")
+        );
+    }
+
+    #[test]
+    fn every_fault_is_reported_at_once() {
+        let spec = r#"{"formats": ["%Y"], "pattern": "(", "min": 1, "required": false}"#;
+        let fields: Vec<String> = errors(ColumnType::Integer, false, spec)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "columns.c.required",
+                "columns.c.formats",
+                "columns.c.pattern"
+            ]
+        );
+    }
 }
