@@ -150,6 +150,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Consumes `text` if it comes next, exactly.
+    pub(super) fn eat_exact(&mut self, text: &str) -> bool {
+        match self.rest.strip_prefix(text.as_bytes()) {
+            Some(tail) => {
+                self.rest = tail;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Consumes `word` if it comes next, ignoring ASCII case.
     pub(super) fn eat_word(&mut self, word: &str) -> bool {
         match self.rest.get(..word.len()) {

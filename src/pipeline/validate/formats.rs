@@ -88,7 +88,7 @@ fn read_item(item: Item, cursor: &mut Cursor<'_>, fields: &mut Fields) -> Option
     match item {
         Item::Literal(c) => {
             let mut buf = [0; 4];
-            cursor.eat_word(c.encode_utf8(&mut buf)).then_some(())?;
+            cursor.eat_exact(c.encode_utf8(&mut buf)).then_some(())?;
         }
         Item::Year => fields.year = cursor.number(4, 4)?,
         Item::Year2 => fields.year = century(cursor.number(2, 2)?),

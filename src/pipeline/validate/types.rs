@@ -70,20 +70,7 @@ impl ColumnType {
             return Self::Enum(labels);
         }
         let len = char_len.and_then(|n| u32::try_from(n).ok());
-        let name = match data_type.to_ascii_lowercase().as_str() {
-            "smallint" => "int2",
-            "integer" => "int4",
-            "bigint" => "int8",
-            "real" => "float4",
-            "double precision" => "float8",
-            "boolean" => "bool",
-            "character varying" => "varchar",
-            "character" => "bpchar",
-            "timestamp without time zone" => "timestamp",
-            "timestamp with time zone" => "timestamptz",
-            _ => udt_name,
-        }
-        .to_ascii_lowercase();
+        let name = udt_of(data_type).unwrap_or(udt_name).to_ascii_lowercase();
         match name.as_str() {
             "int2" => Self::SmallInt,
             "int4" => Self::Integer,
@@ -209,6 +196,29 @@ impl fmt::Display for ColumnType {
             Self::Other(name) => f.write_str(name),
         }
     }
+}
+
+/// The `udt_name` a standard `information_schema` `data_type` stands for.
+fn udt_of(data_type: &str) -> Option<&'static str> {
+    Some(match data_type.to_ascii_lowercase().as_str() {
+        "smallint" => "int2",
+        "integer" => "int4",
+        "bigint" => "int8",
+        "numeric" => "numeric",
+        "real" => "float4",
+        "double precision" => "float8",
+        "boolean" => "bool",
+        "text" => "text",
+        "character varying" => "varchar",
+        "character" => "bpchar",
+        "uuid" => "uuid",
+        "date" => "date",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "json" => "json",
+        "jsonb" => "jsonb",
+        _ => return None,
+    })
 }
 
 /// `numeric` with PostgreSQL's typmod; a negative scale is not something this validator checks.
