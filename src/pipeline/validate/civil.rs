@@ -163,9 +163,9 @@ impl<'a> Cursor<'a> {
 
     /// Consumes `word` if it comes next, ignoring ASCII case.
     pub(super) fn eat_word(&mut self, word: &str) -> bool {
-        match self.rest.get(..word.len()) {
-            Some(head) if head.eq_ignore_ascii_case(word.as_bytes()) => {
-                self.rest = &self.rest[word.len()..];
+        match self.rest.split_at_checked(word.len()) {
+            Some((head, tail)) if head.eq_ignore_ascii_case(word.as_bytes()) => {
+                self.rest = tail;
                 true
             }
             _ => false,
@@ -201,12 +201,17 @@ impl<'a> Cursor<'a> {
         if self.eat_any(b"Zz") {
             return Some(Offset::default());
         }
-        let negative = match self.rest.first() {
-            Some(b'+') => false,
-            Some(b'-') => true,
+        let negative = match self.rest.split_first() {
+            Some((b'+', tail)) => {
+                self.rest = tail;
+                false
+            }
+            Some((b'-', tail)) => {
+                self.rest = tail;
+                true
+            }
             _ => return None,
         };
-        self.rest = &self.rest[1..];
         let hours = self.number(2, 2)?;
         let minutes = if self.eat(b':') {
             self.number(2, 2)?

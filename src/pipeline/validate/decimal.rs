@@ -165,16 +165,16 @@ impl DigitRun<'_> {
             .rev()
             .find(|&i| self.digit(i) != b'0')
             .map_or(lead, |i| i + 1);
-        let cut = |from: usize, to: usize| {
-            let int = &self.int[from.min(self.int.len())..to.min(self.int.len())];
-            let frac_from = from.saturating_sub(self.int.len());
-            let frac_to = to.saturating_sub(self.int.len());
-            DigitRun {
-                int,
-                frac: &self.frac[frac_from..frac_to],
-            }
-        };
-        cut(lead, end)
+        let (int_len, from, to) = (self.int.len(), lead, end);
+        DigitRun {
+            int: self
+                .int
+                .get(from.min(int_len)..to.min(int_len))
+                .unwrap_or_default(),
+            frac: (self.frac)
+                .get(from.saturating_sub(int_len)..to.saturating_sub(int_len))
+                .unwrap_or_default(),
+        }
     }
 
     /// Compares two significant runs as digit sequences, the shorter padded with zeros.
@@ -224,7 +224,8 @@ fn exponent(rest: &mut &[u8]) -> Option<i64> {
     if written.is_empty() {
         return None;
     }
-    let significant = &written[written.iter().take_while(|&&b| b == b'0').count()..];
+    let zeros = written.iter().take_while(|&&b| b == b'0').count();
+    let significant = written.get(zeros..).unwrap_or_default();
     let value = if significant.len() > MAX_EXPONENT_DIGITS {
         10_i64.pow(MAX_EXPONENT_DIGITS as u32)
     } else {

@@ -19,7 +19,7 @@ pub(super) fn decode(raw: &[u8]) -> Result<&str, String> {
 /// `value` quoted and escaped for a reason, cut to its first [`SHOWN_CHARS`] characters.
 pub(super) fn shown(value: &str) -> String {
     match value.char_indices().nth(SHOWN_CHARS) {
-        Some((end, _)) => format!("{:?}…", &value[..end]),
+        Some((end, _)) => format!("{:?}…", value.get(..end).unwrap_or(value)),
         None => format!("{value:?}"),
     }
 }

@@ -113,7 +113,7 @@ fn century(yy: u32) -> u32 {
 fn month_name(cursor: &mut Cursor<'_>) -> Option<u32> {
     let index = MONTHS
         .iter()
-        .position(|name| cursor.eat_word(name) || cursor.eat_word(&name[..3]))?;
+        .position(|name| cursor.eat_word(name) || cursor.eat_word(name.get(..3).unwrap_or(name)))?;
     u32::try_from(index + 1).ok()
 }
 
@@ -182,7 +182,7 @@ fn check_complete(items: &[Item]) -> Result<(), String> {
     if let Some((_, what)) = groups.iter().find(|(group, _)| count(group) > 1) {
         return Err(format!("gives the {what} more than once"));
     }
-    for (group, what) in &groups[..3] {
+    for (group, what) in groups.iter().take(3) {
         if count(group) == 0 {
             return Err(format!("has no {what}"));
         }

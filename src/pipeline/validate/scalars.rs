@@ -36,12 +36,12 @@ pub(super) fn bounded_text(value: &str, max: Option<u32>) -> Result<Cow<'_, str>
     if value.len() <= limit {
         return Ok(Cow::Borrowed(value));
     }
-    match value.char_indices().nth(limit) {
-        None => Ok(Cow::Borrowed(value)),
-        Some((end, _)) if value[end..].bytes().all(|b| b == b' ') => {
-            Ok(Cow::Borrowed(&value[..end]))
-        }
-        Some(_) => Err(format!("longer than {max} characters")),
+    let Some((end, _)) = value.char_indices().nth(limit) else {
+        return Ok(Cow::Borrowed(value));
+    };
+    match value.split_at_checked(end) {
+        Some((head, excess)) if excess.bytes().all(|b| b == b' ') => Ok(Cow::Borrowed(head)),
+        _ => Err(format!("longer than {max} characters")),
     }
 }
 

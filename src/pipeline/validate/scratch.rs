@@ -27,13 +27,14 @@ impl Scratch {
     /// What has been written.
     pub(super) fn as_str(&self) -> &str {
         // Only whole `&str`s are ever copied in, so this never fails.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        let written = self.buf.get(..self.len).unwrap_or_default();
+        std::str::from_utf8(written).unwrap_or_default()
     }
 }
 
 impl Write for Scratch {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
         let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
         slot.copy_from_slice(s.as_bytes());
         self.len = end;
