@@ -5,6 +5,7 @@
 pub mod codecs;
 pub mod export;
 pub mod sources;
+pub mod validate;
 
 /// One row: values in column order. Sources that know types give numbers, booleans and
 /// nested JSON their own variants; everything else is a string; SQL NULL is `Value::Null`.
