@@ -124,6 +124,8 @@ pub struct StorageSettings {
     pub part_size: ByteSize,
     /// Parts uploaded at once; memory held is about `part_size × (this + 1)`.
     pub max_parts_in_flight: usize,
+    /// Keep an import's uploaded file after it loaded (it is always kept after a failure).
+    pub keep_uploads: bool,
 }
 
 impl Default for StorageSettings {
@@ -140,6 +142,7 @@ impl Default for StorageSettings {
             signing_key: None,
             part_size: ByteSize::mib(8),
             max_parts_in_flight: 2,
+            keep_uploads: false,
         }
     }
 }
@@ -293,13 +296,26 @@ pub enum ParamType {
 }
 
 /// `[webhooks]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookSettings {
-    /// Signing secret (`whsec_…`).
+    /// Signing secret (`whsec_…`); without one, jobs with a callback URL are refused.
     pub secret: Option<Secret>,
     /// Allow callback URLs on private, loopback and link-local addresses.
     pub allow_private: bool,
+    /// How long one delivery attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            allow_private: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[limits]`.

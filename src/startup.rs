@@ -5,7 +5,10 @@ use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::{Settings, is_postgres};
 use crate::domain::JobKind;
-use crate::jobs::export::{ExportExpiry, ExportHandler};
+use crate::jobs::Expiry;
+use crate::jobs::export::ExportHandler;
+use crate::jobs::import::ImportHandler;
+use crate::notify::WebhookHandler;
 use crate::queue::executor::ExecutorSettings;
 use crate::queue::maintenance::{self, MaintenanceSettings};
 use crate::queue::pool::{self, Handlers, PoolSettings};
@@ -33,6 +36,7 @@ pub struct Application {
     settings: Arc<Settings>,
     store: Store,
     storage: Storage,
+    webhooks: WebhookHandler,
     listener: Option<TcpListener>,
 }
 
@@ -64,10 +68,14 @@ impl Application {
             .await
             .context("cannot open the metadata database")?;
         let storage = Storage::from_settings(&settings).context("cannot open the object store")?;
+        let webhooks = WebhookHandler::new(&settings.webhooks)
+            .context("webhooks.secret is not a usable whsec_ secret")?
+            .with_timeout(settings.webhooks.timeout);
         Ok(Self {
             settings: Arc::new(settings),
             store,
             storage,
+            webhooks,
             listener,
         })
     }
@@ -103,7 +111,7 @@ impl Application {
         };
         tasks.spawn(maintenance::run(
             self.store.clone(),
-            Arc::new(ExportExpiry(self.storage.clone())),
+            Arc::new(Expiry(self.storage.clone())),
             maintenance_settings,
             upkeep.clone(),
         ));
@@ -112,6 +120,11 @@ impl Application {
             JobKind::Export,
             Arc::new(ExportHandler::new(settings.clone(), self.storage.clone())),
         );
+        handlers.insert(
+            JobKind::Import,
+            Arc::new(ImportHandler::new(settings.clone(), self.storage.clone())),
+        );
+        handlers.insert(JobKind::Webhook, Arc::new(self.webhooks));
         let pool_settings = PoolSettings {
             concurrency: settings.workers.concurrency,
             poll_interval: settings.workers.poll_interval,

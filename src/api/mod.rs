@@ -1,9 +1,12 @@
 //! The HTTP API: this module only merges the resources' routers and adds the layers.
 
+pub mod callbacks;
 pub mod error;
 pub mod events;
 pub mod exports;
 pub mod health;
+pub mod imports;
+pub mod jobs;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -35,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = usize::try_from(state.settings.limits.max_body.as_u64()).unwrap_or(usize::MAX);
     Router::new()
         .merge(exports::router())
+        .merge(imports::router())
         .merge(health::router())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state.clone())

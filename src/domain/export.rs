@@ -168,19 +168,11 @@ impl ExportRequest {
         {
             errors.push("name", format!("1 to {MAX_NAME} characters"));
         }
-        if let Some(notify) = &self.notify {
-            if notify.webhook_url.is_some() {
-                errors.push(
-                    "notify.webhook_url",
-                    "webhooks are not available in this version yet",
-                );
-            }
-            if notify.email.is_some() {
-                errors.push(
-                    "notify.email",
-                    "e-mail notifications are not available in this version yet",
-                );
-            }
+        if self.notify.as_ref().is_some_and(|n| n.email.is_some()) {
+            errors.push(
+                "notify.email",
+                "e-mail notifications are not available in this version yet",
+            );
         }
         if self.share_with.len() > MAX_SHARES || self.share_with.iter().any(|s| s.is_empty()) {
             errors.push(

@@ -170,6 +170,7 @@ pub struct JobError {
 
 /// How far a running job has got. Counters only grow within one attempt.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Progress {
     /// Rows written (export) or read (import).
     pub rows: u64,

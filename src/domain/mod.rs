@@ -4,6 +4,7 @@
 pub mod export;
 pub mod format;
 pub mod generate;
+pub mod import;
 pub mod invalid;
 pub mod job;
 pub mod names;
@@ -11,6 +12,7 @@ pub mod record;
 
 pub use export::{ExportRequest, ExportSpec, Source};
 pub use format::{Encoding, Format};
+pub use import::{ImportRequest, ImportSpec};
 pub use invalid::{FieldError, Invalid};
 pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
 pub use record::Job;

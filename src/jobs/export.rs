@@ -128,21 +128,3 @@ impl ByteSink for UploadSink<'_> {
         })
     }
 }
-
-/// Deletes export files when their retention has passed.
-pub struct ExportExpiry(pub Storage);
-
-#[async_trait::async_trait]
-impl crate::queue::maintenance::Expire for ExportExpiry {
-    async fn remove_output(&self, job: &Job) -> anyhow::Result<()> {
-        let key = job
-            .result
-            .as_ref()
-            .and_then(|r| r.pointer("/file/key"))
-            .and_then(Value::as_str);
-        if let Some(key) = key {
-            self.0.delete(&ObjectKey::parse(key)?).await?;
-        }
-        Ok(())
-    }
-}

@@ -312,7 +312,7 @@ mod tests {
     fn a_bad_secret_stops_the_handler_from_being_built() {
         let settings = WebhookSettings {
             secret: Some(crate::config::Secret::new("whsec_???")),
-            allow_private: false,
+            ..WebhookSettings::default()
         };
         assert_eq!(
             WebhookHandler::new(&settings).err(),

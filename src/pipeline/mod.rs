@@ -4,6 +4,8 @@
 
 pub mod codecs;
 pub mod export;
+pub mod loaders;
+pub mod records;
 pub mod sources;
 pub mod validate;
 

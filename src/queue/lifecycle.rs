@@ -53,11 +53,38 @@ impl Store {
         let Some(row) = query.fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
-        let job = decode(&row)?;
+        let job = match decode(&row) {
+            Ok(job) => job,
+            Err(error) => {
+                drop(tx);
+                self.quarantine(&row, &error).await;
+                return Err(error);
+            }
+        };
         self.record(&mut tx, &job).await?;
         tx.commit().await?;
         self.after_commit(&job);
         Ok(Some(job))
+    }
+
+    /// Fails a row that cannot be read, so that it cannot block the queue (a claim would
+    /// otherwise pick it again and again).
+    async fn quarantine(&self, row: &sqlx::any::AnyRow, error: &StoreError) {
+        let Ok(id) = row.try_get::<String, _>("id") else {
+            return;
+        };
+        let reason = JobError {
+            code: "corrupt_job".into(),
+            message: error.to_string(),
+            transient: false,
+        };
+        let result = sqlx::query("UPDATE ferry_jobs SET state = 'failed', error = $2, finished_at = $3, lease_owner = NULL WHERE id = $1")
+            .bind(&id)
+            .bind(serde_json::to_string(&reason).unwrap_or_default())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await;
+        tracing::error!(job.id = %id, error = %error, quarantined = result.is_ok(), "a job row cannot be read; it was failed");
     }
 
     /// Takes the oldest ready job for `worker` under a lease, and commits at once. Skips
@@ -79,8 +106,8 @@ impl Store {
              WHERE state = 'queued' AND id = (
                 SELECT id FROM ferry_jobs j
                 WHERE state = 'queued' AND run_at <= $3
-                  AND (SELECT count(*) FROM ferry_jobs r
-                       WHERE r.tenant = j.tenant AND r.state = 'running' AND r.kind <> 'webhook') < $4
+                  AND (j.kind = 'webhook' OR (SELECT count(*) FROM ferry_jobs r
+                       WHERE r.tenant = j.tenant AND r.state = 'running' AND r.kind <> 'webhook') < $4)
                 ORDER BY run_at, id LIMIT 1 {lock})
              RETURNING *"
         );

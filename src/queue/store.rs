@@ -16,6 +16,10 @@ use time::OffsetDateTime;
 
 /// Migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Attempts of a webhook delivery: the first and 3 retries (SPEC §5).
+const WEBHOOK_ATTEMPTS: u32 = 4;
+/// A webhook delivery job's timeout.
+const WEBHOOK_TIMEOUT_MS: i64 = 60_000;
 /// How long an idempotency key holds.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
@@ -68,6 +72,8 @@ pub struct NewJob {
     pub idempotency: Option<(String, String)>,
     /// Progress known up front (e.g. an upload's size).
     pub progress: Progress,
+    /// An http(s) URL to notify when the job reaches a final state.
+    pub callback_url: Option<String>,
 }
 
 /// What [`Store::insert`] did.
@@ -221,8 +227,8 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO ferry_jobs (id, kind, tenant, owner, name, state, spec, share_with,
                 progress, max_attempts, timeout_ms, run_at, idempotency_key, request_hash,
-                event_seq, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $12)
+                event_seq, created_at, callback_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $12, $15)
              RETURNING *",
         )
         .bind(new.id.to_string())
@@ -239,6 +245,7 @@ impl Store {
         .bind(now)
         .bind(key)
         .bind(hash)
+        .bind(new.callback_url.clone())
         .fetch_one(&mut *tx)
         .await?;
         let job = decode(&row)?;
@@ -352,6 +359,60 @@ impl Store {
         for (back, kind) in events {
             self.insert_event(tx, job, job.event_seq - back, *kind)
                 .await?;
+        }
+        if job.state.is_final() && job.state != JobState::Expired && job.kind != JobKind::Webhook {
+            self.queue_callback(tx, job).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the delivery of a final state to the job's callback URL, if it has one, in the
+    /// same transaction as the state change: the notification is as durable as the job.
+    async fn queue_callback(&self, tx: &mut AnyConnection, job: &Job) -> Result<(), StoreError> {
+        let url: Option<String> =
+            sqlx::query_scalar("SELECT callback_url FROM ferry_jobs WHERE id = $1")
+                .bind(job.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        let Some(url) = url else { return Ok(()) };
+        let event_type = format!("{}.{}", job.kind.as_str(), job.state.as_str());
+        let mut data = serde_json::to_value(job).unwrap_or_default();
+        if let Value::Object(map) = &mut data {
+            map.remove("checkpoint");
+        }
+        let id = JobId::new();
+        let timestamp = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let delivery = serde_json::json!({
+            "url": url,
+            "event_type": event_type,
+            "message_id": format!("msg_{id}"),
+            "payload": {"type": event_type, "timestamp": timestamp, "data": data},
+        });
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO ferry_jobs (id, kind, tenant, owner, name, state, spec, max_attempts,
+                timeout_ms, run_at, event_seq, created_at)
+             VALUES ($1, 'webhook', $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $8)",
+        )
+        .bind(id.to_string())
+        .bind(&job.tenant)
+        .bind(&job.owner)
+        .bind(format!("{event_type} for {}", job.id))
+        .bind(delivery.to_string())
+        .bind(i64::from(WEBHOOK_ATTEMPTS))
+        .bind(WEBHOOK_TIMEOUT_MS)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(super::listen::JOBS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            self.signals.send(Signal::JobsReady);
         }
         Ok(())
     }

@@ -63,6 +63,16 @@ pub fn export_key(tenant: &str, job: JobId, name: &str, ext: &str) -> ObjectKey 
     ObjectKey(format!("exports/{}/{job}/{file}", slug(tenant, "tenant")))
 }
 
+/// The key of an import's file: `imports/{tenant}/{job id}/{file}` with `file` one of
+/// `upload` (the stored upload) or `rejects.csv` (its rejects report).
+pub fn import_key(tenant: &str, job: JobId, file: &str) -> ObjectKey {
+    ObjectKey(format!(
+        "imports/{}/{job}/{}",
+        slug(tenant, "tenant"),
+        slug(file, "file")
+    ))
+}
+
 /// Why `text` is not a safe key, if it is not.
 fn problem(text: &str) -> Option<&'static str> {
     if text.is_empty() {

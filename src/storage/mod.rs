@@ -20,7 +20,7 @@ mod upload;
 
 pub use disposition::{content_disposition, safe_filename};
 pub use error::StorageError;
-pub use key::{ObjectKey, export_key};
+pub use key::{ObjectKey, export_key, import_key};
 pub use links::MAX_LINK_TTL;
 pub use serve::router;
 pub use upload::Upload;

@@ -195,6 +195,10 @@ pub async fn spawn_with(
     data_url: String,
     s3_prefix: Option<String>,
 ) -> TestApp {
+    // Set FERRY_LOG (e.g. `FERRY_LOG=ferry=debug`) to see the app's logs while debugging.
+    if std::env::var("FERRY_LOG").is_ok() {
+        ferry::telemetry::init();
+    }
     let app = ferry::startup::Application::build(settings.clone(), ferry::startup::Role::Serve)
         .await
         .expect("build the app");
@@ -249,13 +253,13 @@ impl TestApp {
 
     /// Polls a job until it is in a final state, and returns it.
     pub async fn wait_final(&self, id: &str) -> serde_json::Value {
+        self.wait_final_at(&format!("/v1/exports/{id}")).await
+    }
+
+    /// Polls the job at `path` until it is in a final state, and returns it.
+    pub async fn wait_final_at(&self, path: &str) -> serde_json::Value {
         eventually(Duration::from_secs(60), "the job to finish", || async {
-            let job: serde_json::Value = self
-                .get(&format!("/v1/exports/{id}"))
-                .await
-                .json()
-                .await
-                .ok()?;
+            let job: serde_json::Value = self.get(path).await.json().await.ok()?;
             let state = job["state"].as_str()?.to_owned();
             ["succeeded", "failed", "cancelled", "expired"]
                 .contains(&state.as_str())
@@ -276,6 +280,57 @@ impl TestApp {
         assert_eq!(file.status(), 200, "fetching {link}");
         let headers = file.headers().clone();
         (headers, file.bytes().await.expect("the file"))
+    }
+
+    /// Uploads `file` with `spec` as multipart/form-data.
+    pub async fn import_multipart(
+        &self,
+        spec: &serde_json::Value,
+        file: Vec<u8>,
+    ) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .text("spec", spec.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(file)
+                    .file_name("data.csv")
+                    .mime_str("text/csv")
+                    .expect("a mime type"),
+            );
+        self.client
+            .post(self.url("/v1/imports"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Imports `file` with `spec` and waits for the job to end; returns it.
+    pub async fn import(
+        &self,
+        spec: &serde_json::Value,
+        file: impl Into<Vec<u8>>,
+    ) -> serde_json::Value {
+        let response = self.import_multipart(spec, file.into()).await;
+        let status = response.status();
+        let job: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 202, "{job}");
+        self.wait_final_at(&format!(
+            "/v1/imports/{}",
+            job["id"].as_str().expect("an id")
+        ))
+        .await
+    }
+
+    /// A single number from the data database.
+    pub async fn data_count(&self, sql: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(&self.data_url)
+            .await
+            .expect("connect to the data database");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("run SQL")
     }
 
     /// Runs SQL on the data database.

@@ -1,8 +1,11 @@
 //! Ferry's integration tests: one binary, real PostgreSQL, real S3-compatible storage, the real
 //! HTTP API on a random port. Run them with `scripts/test`, which provides both services.
 
+mod catalogue;
 mod exports;
+mod faults;
 mod helpers;
+mod imports;
 mod queue;
 mod storage;
 mod webhooks;

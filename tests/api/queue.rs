@@ -21,6 +21,7 @@ fn new_job(tenant: &str) -> NewJob {
         state: JobState::Queued,
         idempotency: None,
         progress: Progress::default(),
+        callback_url: None,
     }
 }
 

@@ -133,6 +133,7 @@ fn handler(secret: Option<&str>, allow_private: bool) -> WebhookHandler {
     let settings = WebhookSettings {
         secret: secret.map(Secret::new),
         allow_private,
+        ..WebhookSettings::default()
     };
     WebhookHandler::new(&settings).expect("a valid secret")
 }
@@ -409,5 +410,143 @@ Webhook(sys.argv[1]).verify(sys.stdin.buffer.read(), json.loads(sys.argv[2]))
             "{said}: the reference implementation is missing; install it with `{python} -m pip install {REFERENCE}`, or set FERRY_TEST_PYTHON to a Python that has it"
         ),
         _ => Err(said),
+    }
+}
+
+/// An app whose jobs may call back to loopback receivers.
+async fn app_with_webhooks(
+    shape: crate::helpers::Shape,
+    timeout: Duration,
+) -> crate::helpers::TestApp {
+    let (mut settings, data_url, prefix) = crate::helpers::test_settings(shape).await;
+    settings.webhooks = WebhookSettings {
+        secret: Some(Secret::new(SECRET)),
+        allow_private: true,
+        timeout,
+    };
+    crate::helpers::spawn_with(settings, data_url, prefix).await
+}
+
+fn small_export(url: &str) -> Value {
+    json!({
+        "source": {"type": "generate", "rows": 3, "columns": [{"name": "a", "kind": "int"}]},
+        "notify": {"webhook_url": url},
+    })
+}
+
+#[tokio::test]
+async fn a_finished_export_is_delivered_to_its_webhook_after_two_failed_attempts() {
+    let receiver = Receiver::start(Behaviour::Answers(vec![
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::BAD_GATEWAY,
+        StatusCode::OK,
+    ]))
+    .await;
+    let app = app_with_webhooks(crate::helpers::Shape::Embedded, Duration::from_secs(5)).await;
+    let id = app
+        .create_export(small_export(&receiver.url("127.0.0.1")))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.wait_final(&id).await["state"], "succeeded");
+    eventually(Duration::from_secs(30), "three deliveries", || async {
+        (receiver.captured().len() >= 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let captured = receiver.captured();
+    assert_eq!(captured.len(), 3, "no delivery after the first success");
+    let body: Value = serde_json::from_slice(&captured[2].body).unwrap();
+    assert_eq!(body["type"], "export.succeeded");
+    assert_eq!(body["data"]["id"], id.as_str());
+    assert_eq!(
+        captured[0].headers["webhook-id"], captured[2].headers["webhook-id"],
+        "retries keep the message id"
+    );
+    let verified = reference_verify(&captured[2].headers, &captured[2].body).await;
+    assert_eq!(
+        verified,
+        Ok(()),
+        "the reference implementation accepts the signature"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_ends_failed_and_the_export_is_unaffected() {
+    let receiver = Receiver::start(Behaviour::Hangs).await;
+    let app = app_with_webhooks(
+        crate::helpers::Shape::Production,
+        Duration::from_millis(300),
+    )
+    .await;
+    let id = app
+        .create_export(small_export(&receiver.url("127.0.0.1")))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.wait_final(&id).await["state"], "succeeded");
+    let url = app
+        .settings
+        .database_url
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    let store = Store::connect(&url, Signals::default()).await.unwrap();
+    let query = ferry::queue::ListQuery {
+        tenant: "default".into(),
+        kind: JobKind::Webhook,
+        visible_to: None,
+        state: None,
+        limit: 10,
+        before: None,
+    };
+    let delivery = eventually(
+        Duration::from_secs(30),
+        "the delivery to give up",
+        || async {
+            let jobs = store.list(&query).await.ok()?;
+            jobs.into_iter().find(|j| j.state.is_final())
+        },
+    )
+    .await;
+    assert_eq!(delivery.state, JobState::Failed);
+    assert_eq!(delivery.attempt, 4, "the first attempt and three retries");
+    assert_eq!(delivery.error.unwrap().code, "webhook_failed");
+    assert_eq!(receiver.state.calls.load(Ordering::SeqCst), 4);
+    let export: Value = app
+        .get(&format!("/v1/exports/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["state"], "succeeded", "the export is unaffected");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn callback_urls_on_private_addresses_are_refused_unless_allowed() {
+    let (mut settings, data_url, prefix) =
+        crate::helpers::test_settings(crate::helpers::Shape::Embedded).await;
+    settings.webhooks = WebhookSettings {
+        secret: Some(Secret::new(SECRET)),
+        ..WebhookSettings::default()
+    };
+    let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest",
+        "http://[::1]/x",
+    ] {
+        let response = app.post_json("/v1/exports", &small_export(url)).await;
+        assert_eq!(response.status(), 422, "{url}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(
+            problem["errors"][0]["field"], "notify.webhook_url",
+            "{problem}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// A TOML file for `ferry` processes sharing the test app's metadata database and bucket.
 /// `top` goes before the first table (e.g. `listen = …`).
-fn config_file(
+pub(crate) fn config_file(
     settings: &ferry::config::Settings,
     data_url: &str,
     dir: &std::path::Path,
@@ -50,7 +50,19 @@ allow_sql = true
     path
 }
 
-fn start_worker(config: &std::path::Path) -> Child {
+/// Child processes that are killed when the test ends, even when it panics.
+pub(crate) struct Processes(pub Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn start_worker(config: &std::path::Path) -> Child {
     start_ferry("worker", config)
 }
 
@@ -58,7 +70,10 @@ fn start_ferry(command: &str, config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([command, "--config"])
         .arg(config)
-        .env("FERRY_LOG", "warn")
+        .env(
+            "FERRY_LOG",
+            std::env::var("FERRY_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -95,11 +110,12 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
         state: JobState::Queued,
         idempotency: None,
         progress: Progress::default(),
+        callback_url: None,
     };
     let Inserted::Created(job) = store.insert(new).await.unwrap() else {
         panic!("not created")
     };
-    let mut workers = vec![start_worker(&config), start_worker(&config)];
+    let mut workers = Processes(vec![start_worker(&config), start_worker(&config)]);
 
     let owner_pid = eventually(
         Duration::from_secs(60),
@@ -113,11 +129,12 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
     )
     .await;
     let victim = workers
+        .0
         .iter()
         .position(|w| w.id() == owner_pid)
         .expect("the owner is one of our workers");
-    workers[victim].kill().expect("SIGKILL the worker");
-    workers[victim].wait().unwrap();
+    workers.0[victim].kill().expect("SIGKILL the worker");
+    workers.0[victim].wait().unwrap();
 
     let done = eventually(
         Duration::from_secs(120),
@@ -128,10 +145,7 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
         },
     )
     .await;
-    for worker in &mut workers {
-        let _ = worker.kill();
-        let _ = worker.wait();
-    }
+    drop(workers);
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.attempt, 2, "the killed attempt counts");
     assert_eq!(done.result.as_ref().unwrap()["file"]["rows"], 2_500_000);
@@ -143,7 +157,7 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn lease_owner_pid(settings: &ferry::config::Settings) -> Option<u32> {
+pub(crate) async fn lease_owner_pid(settings: &ferry::config::Settings) -> Option<u32> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(settings.database_url.as_ref()?.expose())
         .await
@@ -171,7 +185,7 @@ async fn events_of_a_job_run_by_another_process_reach_the_stream() {
     let dir = settings.data_dir.join("worker");
     let config = config_file(&settings, &data_url, &dir, "");
     let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
-    let mut worker = start_worker(&config);
+    let worker = Processes(vec![start_worker(&config)]);
     let body = serde_json::json!({"source": {"type": "generate", "rows": 300_000, "seed": 1, "columns": [{"name": "t", "kind": "text", "length": 40}]}, "format": "csv.gz"});
     let response = app
         .client
@@ -186,8 +200,7 @@ async fn events_of_a_job_run_by_another_process_reach_the_stream() {
         .await
         .expect("the stream ends")
         .unwrap();
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
     let events = crate::exports::parse_sse(&text);
     let names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
     assert_eq!(names.last(), Some(&"done"), "{names:?}");

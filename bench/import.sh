@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Import benchmark: a ~1 GB, 5,000,000-row CSV with 10 typed columns, alternating
+#   (a) Ferry: `curl -F spec=… -F file=@…` to the API, then wait until the import succeeded;
+#   (b) psql -c "\copy bench_import FROM 'file' WITH (FORMAT csv, HEADER)".
+# Prints upload MB/s, end-to-end rows/s, the ratio of load times (a)/(b), Ferry's peak RSS over
+# its whole run (/usr/bin/time -v) and count(*) against the file's rows; then the same for a
+# file of which 1% of rows are bad (Ferry only: psql's \copy stops at the first bad row), and
+# Ferry's peak RSS for a 1,000,000-row file, to show that memory does not grow with the file.
+# Usage: bench/import.sh [ROWS] [RUNS]     (defaults: 5000000 rows, 2 runs of each)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+rows=${1:-5000000}
+runs=${2:-2}
+log() { echo "==> $*" >&2; }
+
+eval "$(scripts/postgres)"
+admin=$FERRY_TEST_DATABASE_URL
+base=${admin%/*}
+db=ferry_bench
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-import-bench.XXXXXX")
+pid=""
+cleanup() {
+  [[ -n $pid ]] && pkill -TERM -P "$pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+log "building ferry (release)"
+cargo build --release --quiet
+ferry=${CARGO_TARGET_DIR:-target}/release/ferry
+
+cat >"$work/columns.json" <<'JSON'
+[{"name": "id", "kind": "uuid"}, {"name": "name", "kind": "name"}, {"name": "email", "kind": "email"},
+ {"name": "created_at", "kind": "timestamp"}, {"name": "status", "kind": "int", "min": 0, "max": 9},
+ {"name": "amount", "kind": "float", "min": 0, "max": 10000}, {"name": "active", "kind": "bool"},
+ {"name": "country", "kind": "country"}, {"name": "payload", "kind": "json"},
+ {"name": "note", "kind": "text", "min_length": 40, "max_length": 80}]
+JSON
+make_file() { # ROWS FILE
+  "$ferry" generate --rows "$1" --seed 7 --columns-file "$work/columns.json" --format csv -o "$2" 2>/dev/null
+}
+log "generating $rows rows"
+make_file "$rows" "$work/good.csv"
+# 1% bad: every 100th data row gets a status that is not an integer.
+awk -F, 'BEGIN{OFS=","} NR>1 && NR%100==0 {$5="x"} {print}' "$work/good.csv" >"$work/bad.csv"
+bytes=$(stat -c %s "$work/good.csv")
+mb=$(echo "$bytes / 1000000" | bc -l)
+
+psql -X -q "$admin" -c "CREATE DATABASE $db" 2>/dev/null || true
+psql -X -q "$base/$db" -c "DROP TABLE IF EXISTS bench_import;
+  CREATE TABLE bench_import (id uuid, name text, email text, created_at timestamptz, status smallint,
+    amount double precision, active boolean, country text, payload jsonb, note text);"
+
+start_ferry() { # NAME
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$work/$1"
+  printf 'listen = "127.0.0.1:%s"\ndata_dir = "%s"\n[connections.bench]\nurl = "%s"\nallow_sql = true\n' \
+    "$port" "$work/$1" "$base/$db" >"$work/$1/ferry.toml"
+  FERRY_LOG=warn /usr/bin/time -v -o "$work/$1/time.txt" "$ferry" serve --config "$work/$1/ferry.toml" &
+  pid=$!
+  url="http://127.0.0.1:$port"
+  for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && return; sleep 0.1; done
+  echo "ferry did not start" >&2; exit 1
+}
+stop_ferry() { pkill -TERM -P "$pid" || true; wait "$pid" 2>/dev/null || true; pid=""; }
+rss() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2/1024}' "$work/$1/time.txt"; }
+now() { date +%s.%N; }
+truncate_table() { psql -X -q "$base/$db" -c "TRUNCATE bench_import"; }
+
+ferry_import() { # FILE → "upload_s total_s load_s inserted rejected"
+  local start up id job state
+  truncate_table
+  start=$(now)
+  job=$(curl -sf -w '\n%{time_total}' "$url/v1/imports" \
+    -F 'spec={"target": {"table": "bench_import"}, "max_errors": 1000000};type=application/json' \
+    -F "file=@$1;type=text/csv")
+  up=$(echo "$job" | tail -1)
+  id=$(echo "$job" | head -1 | jq -r .id)
+  while :; do
+    job=$(curl -sf "$url/v1/imports/$id")
+    state=$(echo "$job" | jq -r .state)
+    case $state in succeeded) break ;; failed|cancelled) echo "import $state: $job" >&2; exit 1 ;; esac
+    sleep 0.1
+  done
+  local total load
+  total=$(echo "$(now) - $start" | bc)
+  load=$(echo "$job" | jq -r '(.finished_at|sub("\\.[0-9]+";"")|fromdate) - (.started_at|sub("\\.[0-9]+";"")|fromdate)')
+  echo "$up $total $load $(echo "$job" | jq -r '.result.rows_inserted') $(echo "$job" | jq -r '.result.rows_rejected')"
+}
+psql_import() {
+  local start
+  truncate_table
+  start=$(now)
+  psql -X -q "$base/$db" -c "\\copy bench_import FROM '$1' WITH (FORMAT csv, HEADER)"
+  echo "$(now) - $start" | bc
+}
+
+start_ferry big
+declare -a fa fb
+for run in $(seq "$runs"); do
+  log "run $run/$runs"
+  fa+=("$(ferry_import "$work/good.csv")")
+  count_a=$(psql -X -t -A "$base/$db" -c "SELECT count(*) FROM bench_import")
+  fb+=("$(psql_import "$work/good.csv")")
+  count_b=$(psql -X -t -A "$base/$db" -c "SELECT count(*) FROM bench_import")
+done
+log "1% bad rows"
+bad=$(ferry_import "$work/bad.csv")
+stop_ferry
+
+log "peak RSS with $((rows / 5)) rows"
+head -n $((rows / 5 + 1)) "$work/good.csv" >"$work/small.csv"
+start_ferry small
+small=$(ferry_import "$work/small.csv")
+stop_ferry
+
+best_ferry=$(printf '%s\n' "${fa[@]}" | sort -k3 -g | head -1)
+read -r up total load inserted rejected <<<"$best_ferry"
+psql_best=$(printf '%s\n' "${fb[@]}" | sort -g | head -1)
+printf '\nimport of %d rows (%.0f MB of CSV, 10 typed columns), best of %d runs\n' "$rows" "$mb" "$runs"
+printf 'ferry: upload %.1f s (%.0f MB/s); load %.1f s (%.0f rows/s); end to end %.1f s (%.0f rows/s); count(*) %s of %s rows\n' \
+  "$up" "$(echo "$mb / $up" | bc -l)" "$load" "$(echo "$rows / $load" | bc -l)" "$total" "$(echo "$rows / $total" | bc -l)" "$count_a" "$rows"
+printf 'psql \\copy: %.1f s (%.0f rows/s); count(*) %s\n' "$psql_best" "$(echo "$rows / $psql_best" | bc -l)" "$count_b"
+printf 'ratio of load times ferry/psql = %.2f (end to end, upload included: %.2f)\n' "$(echo "$load / $psql_best" | bc -l)" "$(echo "$total / $psql_best" | bc -l)"
+read -r _ btotal bload binserted brejected <<<"$bad"
+printf '1%% bad rows: load %.1f s (%.0f rows/s), %s inserted, %s rejected\n' "$bload" "$(echo "$rows / $bload" | bc -l)" "$binserted" "$brejected"
+printf 'ferry peak RSS: %s MiB over the %d-row runs; %s MiB for %d rows\n' "$(rss big)" "$rows" "$(rss small)" "$((rows / 5))"
+printf 'all runs: ferry [upload total load inserted rejected] %s | psql %s\n' "$(printf '[%s] ' "${fa[@]}")" "${fb[*]}"

@@ -1,0 +1,329 @@
+//! `/v1/imports`: a file arrives as `multipart/form-data` (a `spec` part, then a `file` part)
+//! or as the raw body with the spec in the query string. The spec is checked against the target
+//! table before a byte is stored; the file streams into object storage (never held whole) and
+//! the job is queued once it is stored. Plus the rejects report.
+
+use super::AppState;
+use super::error::{ApiError, Params, parse_json, problem};
+use super::jobs::{self, visible};
+use super::view::render;
+use crate::auth::Caller;
+use crate::domain::import::{Compression, FileFormat, Mode, Target};
+use crate::domain::{ImportRequest, Invalid, JobId, JobKind, JobState, Progress};
+use crate::jobs::import::prepare::{PrepareError, prepare};
+use crate::pipeline::sources::SourceError;
+use crate::queue::{Inserted, NewJob};
+use crate::storage::{StorageError, import_key};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The import routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/imports",
+            post(create)
+                .get(|s, c, q| jobs::list(JobKind::Import, s, c, q))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/imports/{id}/rejects", get(rejects))
+        .merge(jobs::routes(JobKind::Import))
+}
+
+/// The spec of a raw-body upload, in the query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    connection: Option<String>,
+    table: Option<String>,
+    #[serde(default)]
+    mode: Mode,
+    /// Comma-separated key columns of an upsert.
+    key: Option<String>,
+    callback_url: Option<String>,
+    name: Option<String>,
+    delimiter: Option<String>,
+    quote: Option<String>,
+    header: Option<bool>,
+    max_errors: Option<u64>,
+}
+
+impl RawParams {
+    fn into_request(self, gzip: bool) -> Result<ImportRequest, ApiError> {
+        let table = self
+            .table
+            .ok_or_else(|| Invalid::field("table", "the target table is required"))?;
+        let defaults = FileFormat::default();
+        Ok(ImportRequest {
+            target: Target {
+                connection: self.connection,
+                table,
+            },
+            mode: self.mode,
+            key: self
+                .key
+                .map(|k| k.split(',').map(|c| c.trim().to_owned()).collect())
+                .unwrap_or_default(),
+            format: FileFormat {
+                delimiter: self.delimiter.unwrap_or(defaults.delimiter),
+                quote: self.quote.unwrap_or(defaults.quote),
+                header: self.header.unwrap_or(defaults.header),
+                compression: if gzip {
+                    Compression::Gzip
+                } else {
+                    Compression::Auto
+                },
+                ..defaults
+            },
+            columns: BTreeMap::new(),
+            mapping: BTreeMap::new(),
+            max_errors: self
+                .max_errors
+                .unwrap_or(crate::domain::import::DEFAULT_MAX_ERRORS),
+            callback_url: self.callback_url,
+            name: self.name,
+            upload: None,
+            commit: None,
+        })
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(params): Params<RawParams>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?;
+        return from_multipart(state, caller, multipart).await;
+    }
+    if content_type.starts_with("application/json") {
+        return Err(Invalid::field("upload", "direct uploads to object storage are not available in this version; send the file as multipart/form-data or as the body").into());
+    }
+    let gzip = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let spec = params.into_request(gzip)?;
+    store(
+        &state,
+        &caller,
+        spec,
+        request.into_body().into_data_stream(),
+    )
+    .await
+}
+
+async fn from_multipart(
+    state: AppState,
+    caller: Caller,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let max_spec = usize::try_from(state.settings.limits.max_body.as_u64()).unwrap_or(usize::MAX);
+    let malformed =
+        |e: axum::extract::multipart::MultipartError| ApiError::Malformed(e.body_text());
+    let request: ImportRequest = {
+        // The spec part must be dropped before the next part can be read.
+        let Some(mut field) = multipart.next_field().await.map_err(malformed)? else {
+            return Err(ApiError::Malformed(
+                "the form is empty; send a spec part, then a file part".into(),
+            ));
+        };
+        if field.name() != Some("spec") {
+            return Err(ApiError::Malformed(
+                "the first part must be the spec, before the file".into(),
+            ));
+        }
+        let mut spec = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            spec.extend_from_slice(&chunk);
+            if spec.len() > max_spec {
+                return Err(ApiError::TooLarge("the spec part is too large".into()));
+            }
+        }
+        parse_json(&spec)?
+    };
+    let Some(file) = multipart.next_field().await.map_err(malformed)? else {
+        return Err(ApiError::Malformed(
+            "the form has no file part after the spec".into(),
+        ));
+    };
+    if file.name() != Some("file") {
+        return Err(ApiError::Malformed(
+            "the second part must be the file".into(),
+        ));
+    }
+    store(&state, &caller, request, file).await
+}
+
+/// Checks the spec, streams the file into storage, then queues the job.
+async fn store<S, E>(
+    state: &AppState,
+    caller: &Caller,
+    request: ImportRequest,
+    body: S,
+) -> Result<Response, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+    E: std::fmt::Display,
+{
+    let spec = request.parse(&time::OffsetDateTime::now_utc().date().to_string())?;
+    if spec.direct {
+        return Err(
+            Invalid::field("upload", "direct uploads are not available in this version").into(),
+        );
+    }
+    super::callbacks::check(
+        &state.settings.webhooks,
+        request.callback_url.as_deref(),
+        "callback_url",
+    )
+    .await?;
+    prepare(&state.settings, &request, &spec)
+        .await
+        .map_err(prepare_error)?;
+    let id = JobId::new();
+    let key = import_key(&caller.tenant, id, "upload");
+    let size = stream_to_storage(state, &key, body).await?;
+    let new = NewJob {
+        id,
+        kind: JobKind::Import,
+        tenant: caller.tenant.clone(),
+        owner: caller.subject.clone(),
+        name: spec.name.clone(),
+        spec: serde_json::to_value(&request).unwrap_or_default(),
+        share_with: vec![],
+        max_attempts: state.settings.workers.max_attempts,
+        timeout: state.settings.workers.job_timeout,
+        state: JobState::Queued,
+        idempotency: None,
+        progress: Progress {
+            total_bytes: Some(size),
+            rows_inserted: Some(0),
+            rows_rejected: Some(0),
+            ..Progress::default()
+        },
+        callback_url: request.callback_url.clone(),
+    };
+    let job = match state.store.insert(new).await {
+        Ok(Inserted::Created(job) | Inserted::Existing(job)) => job,
+        Ok(Inserted::KeyReused) => return Err(ApiError::KeyReused),
+        Err(error) => {
+            let _ = state.storage.delete(&key).await;
+            return Err(error.into());
+        }
+    };
+    let location = format!("/v1/imports/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(render(state, &job).await),
+    )
+        .into_response())
+}
+
+/// Streams `body` into `key`, at most `limits.max_upload` bytes; aborts on any failure, so an
+/// interrupted or oversized upload leaves nothing behind.
+async fn stream_to_storage<S, E>(
+    state: &AppState,
+    key: &crate::storage::ObjectKey,
+    mut body: S,
+) -> Result<u64, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+    E: std::fmt::Display,
+{
+    let max = state.settings.limits.max_upload.as_u64();
+    let mut upload = state.storage.begin_upload(key).await.map_err(unavailable)?;
+    let mut size = 0u64;
+    let failure = loop {
+        let chunk = match body.next().await {
+            None => break None,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                break Some(ApiError::Malformed(format!(
+                    "the upload was interrupted: {e}"
+                )));
+            }
+        };
+        size += chunk.len() as u64;
+        if size > max {
+            break Some(ApiError::TooLarge(format!(
+                "the file is larger than the maximum upload of {}",
+                state.settings.limits.max_upload
+            )));
+        }
+        if let Err(e) = upload.write(chunk).await {
+            break Some(unavailable(e));
+        }
+    };
+    match failure {
+        None => upload.finish().await.map_err(unavailable),
+        Some(error) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(error = %abort, "aborting a failed upload failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn unavailable(error: StorageError) -> ApiError {
+    ApiError::Unavailable(error.into())
+}
+
+fn prepare_error(error: PrepareError) -> ApiError {
+    match error {
+        PrepareError::Invalid(invalid) => ApiError::Invalid(invalid),
+        PrepareError::Source(SourceError::Permanent { message, .. }) => {
+            Invalid::field("target", message).into()
+        }
+        PrepareError::Source(transient) => ApiError::Unavailable(transient.into()),
+    }
+}
+
+async fn rejects(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = visible(&state, &caller, JobKind::Import, &id).await?;
+    match state
+        .storage
+        .read(&import_key(&job.tenant, job.id, "rejects.csv"))
+        .await
+    {
+        Ok(stream) => {
+            let disposition = format!("attachment; filename=\"rejects-{}.csv\"", job.id);
+            let headers = [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ];
+            Ok((headers, Body::from_stream(stream)).into_response())
+        }
+        Err(StorageError::NotFound { .. }) => Ok(problem(
+            StatusCode::NOT_FOUND,
+            "no_rejects",
+            "No rejected rows",
+            "this import has no rejected rows (yet)",
+        )),
+        Err(error) => Err(unavailable(error)),
+    }
+}

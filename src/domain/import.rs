@@ -1,0 +1,297 @@
+//! An import request (SPEC §4.1), parsed into what the API and the worker need. Rules that need
+//! the target table's schema are checked later, against the database.
+
+use super::invalid::{Collector, Invalid};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The default limit of rejected rows before an import fails.
+pub const DEFAULT_MAX_ERRORS: u64 = 1000;
+/// Header names an import ignores: the columns of a rejects report.
+pub const REPORT_COLUMNS: [&str; 3] = ["_line", "_errors", "_raw"];
+
+/// The import spec as the client sends it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Where the rows go.
+    pub target: Target,
+    /// How they are loaded.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The conflict key of an `upsert`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
+    /// How the file is read.
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Extra rules per column (checked against the schema by the validator).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, Value>,
+    /// File header → column; by default the same name, case-insensitively.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mapping: BTreeMap<String, String>,
+    /// More rejected rows than this fail the import, with nothing loaded.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u64,
+    /// An http(s) URL to notify when the import ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Optional; made from the table and the date otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `"direct"`: the client puts the file straight into object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadMode>,
+    /// `"transaction"` (the default) or `"chunked"` (not built yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+fn default_max_errors() -> u64 {
+    DEFAULT_MAX_ERRORS
+}
+
+/// The target table.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// A configured data connection; may be left out when exactly one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// `table` or `schema.table`.
+    pub table: String,
+}
+
+/// How rows are loaded.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Add the rows.
+    #[default]
+    Append,
+    /// Replace the table's rows, atomically.
+    Replace,
+    /// Insert, or update rows whose `key` exists.
+    Upsert,
+}
+
+/// Direct upload to object storage.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadMode {
+    /// A signed `PUT` link, then `POST …/start`.
+    Direct,
+}
+
+/// How the file is read.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileFormat {
+    /// Only `csv`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// One ASCII character.
+    pub delimiter: String,
+    /// One ASCII character.
+    pub quote: String,
+    /// Whether the first line names the columns.
+    pub header: bool,
+    /// Only `utf-8` (a BOM is allowed).
+    pub encoding: String,
+    /// `auto` (detect gzip), `gzip` or `none`.
+    pub compression: Compression,
+}
+
+impl Default for FileFormat {
+    fn default() -> Self {
+        Self {
+            kind: "csv".into(),
+            delimiter: ",".into(),
+            quote: "\"".into(),
+            header: true,
+            encoding: "utf-8".into(),
+            compression: Compression::Auto,
+        }
+    }
+}
+
+/// Compression of the stored file.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// gzip if the file starts with gzip's magic bytes.
+    #[default]
+    Auto,
+    /// gzip; a file that is not gzip fails the import.
+    Gzip,
+    /// As it is.
+    None,
+}
+
+/// A checked import spec, minus what needs the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportSpec {
+    pub name: String,
+    pub connection: Option<String>,
+    /// (schema, table); the schema is `None` for the connection's default.
+    pub table: (Option<String>, String),
+    pub mode: Mode,
+    pub key: Vec<String>,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub header: bool,
+    pub compression: Compression,
+    pub mapping: BTreeMap<String, String>,
+    pub max_errors: u64,
+    pub direct: bool,
+}
+
+impl ImportRequest {
+    /// Checks what can be checked without the database.
+    pub fn parse(&self, today: &str) -> Result<ImportSpec, Invalid> {
+        let mut errors = Collector::default();
+        let table = parse_table(&self.target.table).unwrap_or_else(|message| {
+            errors.push("target.table", message);
+            (None, String::new())
+        });
+        let delimiter = one_byte(&self.format.delimiter, "format.delimiter", &mut errors);
+        let quote = one_byte(&self.format.quote, "format.quote", &mut errors);
+        if delimiter == quote {
+            errors.push("format.quote", "must differ from the delimiter");
+        }
+        if self.format.kind != "csv" {
+            errors.push("format.type", "only csv is supported");
+        }
+        if !matches!(
+            self.format.encoding.to_ascii_lowercase().as_str(),
+            "utf-8" | "utf8"
+        ) {
+            errors.push("format.encoding", "only utf-8 is supported");
+        }
+        match (self.mode, self.key.is_empty()) {
+            (Mode::Upsert, true) => errors.push("key", "an upsert needs the key columns"),
+            (Mode::Append | Mode::Replace, false) => {
+                errors.push("key", "only an upsert takes a key")
+            }
+            _ => {}
+        }
+        if self.commit.as_deref().is_some_and(|c| c != "transaction") {
+            errors.push(
+                "commit",
+                "only \"transaction\" is available in this version",
+            );
+        }
+        if let Some(name) = &self.name
+            && (name.trim().is_empty() || name.chars().count() > 200)
+        {
+            errors.push("name", "1 to 200 characters");
+        }
+        let name = match &self.name {
+            Some(name) => name.trim().to_owned(),
+            None => format!("Import into {} — {today}", self.target.table),
+        };
+        errors.finish(ImportSpec {
+            name,
+            connection: self.target.connection.clone(),
+            table,
+            mode: self.mode,
+            key: self.key.clone(),
+            delimiter,
+            quote,
+            header: self.format.header,
+            compression: self.format.compression,
+            mapping: self.mapping.clone(),
+            max_errors: self.max_errors,
+            direct: self.upload == Some(UploadMode::Direct),
+        })
+    }
+}
+
+fn one_byte(text: &str, field: &str, errors: &mut Collector) -> u8 {
+    match text.as_bytes() {
+        [b] if b.is_ascii() && !matches!(b, b'\n' | b'\r') => *b,
+        _ => {
+            errors.push(field, "must be one ASCII character other than a line break");
+            b','
+        }
+    }
+}
+
+/// Splits `schema.table`; names are matched exactly as stored (no case folding).
+fn parse_table(text: &str) -> Result<(Option<String>, String), String> {
+    let parts: Vec<&str> = text.split('.').collect();
+    let valid = |s: &str| !s.is_empty() && s.len() <= 63 && !s.contains('\0');
+    match parts.as_slice() {
+        [table] if valid(table) => Ok((None, (*table).to_owned())),
+        [schema, table] if valid(schema) && valid(table) => {
+            Ok((Some((*schema).to_owned()), (*table).to_owned()))
+        }
+        _ => Err("expected table or schema.table".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: Value) -> ImportRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_minimal_request_gets_the_defaults() {
+        let spec = request(serde_json::json!({"target": {"table": "events"}}))
+            .parse("2026-11-23")
+            .unwrap();
+        assert_eq!(spec.table, (None, "events".to_owned()));
+        assert_eq!(
+            (spec.mode, spec.delimiter, spec.quote, spec.header),
+            (Mode::Append, b',', b'"', true)
+        );
+        assert_eq!(spec.max_errors, DEFAULT_MAX_ERRORS);
+        assert_eq!(spec.name, "Import into events — 2026-11-23");
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let bad = request(serde_json::json!({
+            "target": {"table": "a.b.c"}, "mode": "upsert",
+            "format": {"delimiter": ";;", "encoding": "latin1"}, "commit": "chunked"
+        }));
+        let fields: Vec<String> = bad
+            .parse("d")
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "target.table",
+                "format.delimiter",
+                "format.encoding",
+                "key",
+                "commit"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_modes_do_not_deserialize() {
+        assert!(
+            serde_json::from_value::<ImportRequest>(
+                serde_json::json!({"target": {"table": "t"}, "modee": "append"})
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_value::<ImportRequest>(
+                serde_json::json!({"target": {"table": "t"}, "mode": "merge"})
+            )
+            .is_err()
+        );
+    }
+}

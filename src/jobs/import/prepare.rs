@@ -1,0 +1,165 @@
+//! Checking an import against its target before a byte is stored: the connection, the table,
+//! the columns named by `key`, `columns` and `mapping`, and the column rules.
+
+use crate::config::{LOCAL_CONNECTION, Settings, is_postgres};
+use crate::domain::invalid::{Collector, Invalid};
+use crate::domain::{ImportRequest, ImportSpec};
+use crate::pipeline::loaders::schema::{self, TableSchema};
+use crate::pipeline::sources::SourceError;
+use crate::pipeline::validate::{ColumnRule, ColumnType, RuleSpec};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
+use std::str::FromStr;
+
+/// A connection to the target database.
+pub enum TargetConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The target, found and checked.
+pub struct Prepared {
+    /// The connection's name.
+    pub connection: String,
+    /// Its URL.
+    pub url: String,
+    pub table: TableSchema,
+    /// One rule per column of the table, in the table's order.
+    pub rules: Vec<ColumnRule>,
+}
+
+/// Why an import cannot be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The spec names something that does not exist or breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The target database failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// The connection an import uses: the named one, or the only configured one, or `local`.
+pub fn connection_name(settings: &Settings, spec: &ImportSpec) -> Result<String, Invalid> {
+    if let Some(name) = &spec.connection {
+        return settings
+            .connection(name)
+            .map(|_| name.clone())
+            .ok_or_else(|| {
+                Invalid::field("target.connection", format!("unknown connection {name:?}"))
+            });
+    }
+    match settings.connections.keys().collect::<Vec<_>>().as_slice() {
+        [] => Ok(LOCAL_CONNECTION.to_owned()),
+        [only] => Ok((*only).clone()),
+        _ => Err(Invalid::field(
+            "target.connection",
+            "several connections are configured; name one",
+        )),
+    }
+}
+
+/// Opens a connection to `url`.
+pub async fn connect(url: &str) -> Result<TargetConn, SourceError> {
+    if is_postgres(url) {
+        Ok(TargetConn::Postgres(PgConnection::connect(url).await?))
+    } else {
+        Ok(TargetConn::Sqlite(
+            SqliteConnectOptions::from_str(url)?.connect().await?,
+        ))
+    }
+}
+
+/// Finds the target table and builds its column rules.
+pub async fn prepare(
+    settings: &Settings,
+    request: &ImportRequest,
+    spec: &ImportSpec,
+) -> Result<Prepared, PrepareError> {
+    let connection = connection_name(settings, spec)?;
+    let url = settings
+        .connection(&connection)
+        .map(|c| c.url.expose().to_owned())
+        .ok_or_else(|| Invalid::field("target.connection", "unknown connection"))?;
+    let (schema_name, table_name) = &spec.table;
+    let found = match connect(&url).await? {
+        TargetConn::Postgres(mut conn) => {
+            schema::postgres(&mut conn, schema_name.as_deref(), table_name).await?
+        }
+        TargetConn::Sqlite(mut conn) => schema::sqlite(&mut conn, table_name).await?,
+    };
+    let table = found.ok_or_else(|| {
+        Invalid::field(
+            "target.table",
+            format!(
+                "no table {:?} on connection {connection:?}",
+                request.target.table
+            ),
+        )
+    })?;
+    let rules = rules(&table, request, spec, is_postgres(&url))?;
+    Ok(Prepared {
+        connection,
+        url,
+        table,
+        rules,
+    })
+}
+
+/// Checks the spec's column names and builds a rule per column.
+fn rules(
+    table: &TableSchema,
+    request: &ImportRequest,
+    spec: &ImportSpec,
+    postgres: bool,
+) -> Result<Vec<ColumnRule>, Invalid> {
+    let mut errors = Collector::default();
+    for key in &spec.key {
+        if table.column(key).is_none() {
+            errors.push("key", format!("the table has no column {key:?}"));
+        }
+    }
+    for name in request.columns.keys() {
+        if table.column(name).is_none() {
+            errors.push(format!("columns.{name}"), "the table has no such column");
+        }
+    }
+    for (header, column) in &spec.mapping {
+        if table.column(column).is_none() {
+            errors.push(
+                format!("mapping.{header}"),
+                format!("the table has no column {column:?}"),
+            );
+        }
+    }
+    let mut rules = Vec::with_capacity(table.columns.len());
+    for column in &table.columns {
+        let kind = if postgres {
+            ColumnType::from_postgres(
+                &column.data_type,
+                &column.udt_name,
+                column.char_len,
+                column.precision,
+                column.scale,
+                column.enum_labels.clone(),
+            )
+        } else {
+            ColumnType::from_sqlite(&column.data_type)
+        };
+        let extra: Option<RuleSpec> = match request.columns.get(&column.name) {
+            None => None,
+            Some(value) => match serde_json::from_value(value.clone()) {
+                Ok(rule) => Some(rule),
+                Err(e) => {
+                    errors.push(format!("columns.{}", column.name), e.to_string());
+                    None
+                }
+            },
+        };
+        match ColumnRule::build(&column.name, kind, column.nullable, extra.as_ref()) {
+            Ok(rule) => rules.push(rule),
+            Err(invalid) => errors.extend(invalid),
+        }
+    }
+    errors.finish(rules)
+}

@@ -1,0 +1,112 @@
+//! Faults in the middle of an import: the loading connection terminated, the worker killed.
+//! After the retry the table holds every valid row exactly once.
+
+use crate::helpers::{Shape, TestApp, eventually, spawn_with, test_settings};
+use crate::workers::{Processes, config_file, lease_owner_pid, start_worker};
+use serde_json::Value;
+use std::time::Duration;
+
+const ROWS: usize = 400_000;
+
+/// A CSV of `ROWS` valid rows and one bad one.
+fn big_csv() -> Vec<u8> {
+    let mut csv = String::with_capacity(ROWS * 24);
+    csv.push_str("id,t\n");
+    for i in 1..=ROWS {
+        csv.push_str(&format!("{i},text number {i}\n"));
+    }
+    csv.push_str("oops,bad\n");
+    csv.into_bytes()
+}
+
+/// The pid of the backend running the import's COPY, once it runs.
+async fn copy_backend(app: &TestApp) -> i32 {
+    eventually(Duration::from_secs(60), "the COPY to start", || async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.data_url).await.ok()?;
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()")
+            .fetch_optional(&mut conn)
+            .await
+            .ok()?
+    })
+    .await
+}
+
+async fn start_import(app: &TestApp) -> String {
+    app.data_sql("CREATE TABLE big (id int PRIMARY KEY, t text)")
+        .await;
+    let response = app
+        .client
+        .post(app.url("/v1/imports?table=big"))
+        .body(big_csv())
+        .send()
+        .await
+        .unwrap();
+    let job: Value = response.json().await.unwrap();
+    job["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{job}"))
+        .to_owned()
+}
+
+async fn assert_loaded_once(app: &TestApp, id: &str) {
+    let job = app.wait_final_at(&format!("/v1/imports/{id}")).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["attempt"], 2, "the interrupted attempt counts: {job}");
+    assert_eq!(job["result"]["rows_inserted"], ROWS);
+    assert_eq!(job["result"]["rows_rejected"], 1);
+    assert_eq!(
+        app.data_count("SELECT count(*) FROM big").await,
+        ROWS as i64
+    );
+    assert_eq!(
+        app.data_count("SELECT count(DISTINCT id) FROM big").await,
+        ROWS as i64
+    );
+}
+
+#[tokio::test]
+async fn a_terminated_copy_is_retried_and_every_row_is_loaded_once() {
+    let (settings, data_url, prefix) = test_settings(Shape::Embedded).await;
+    let app = spawn_with(settings, data_url, prefix).await;
+    let id = start_import(&app).await;
+    let pid = copy_backend(&app).await;
+    app.data_sql(&format!("SELECT pg_terminate_backend({pid})"))
+        .await;
+    let job = app
+        .get(&format!("/v1/imports/{id}"))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_ne!(
+        job["state"], "succeeded",
+        "the COPY was cut before it finished"
+    );
+    assert_loaded_once(&app, &id).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_load_is_replaced_and_every_row_is_loaded_once() {
+    let (mut settings, data_url, prefix) = test_settings(Shape::Production).await;
+    settings.workers.concurrency = 0;
+    let dir = settings.data_dir.join("workers");
+    let config = config_file(&settings, &data_url, &dir, "");
+    let app = spawn_with(settings.clone(), data_url, prefix).await;
+    let mut workers = Processes(vec![start_worker(&config), start_worker(&config)]);
+    let id = start_import(&app).await;
+    copy_backend(&app).await;
+    let owner = eventually(Duration::from_secs(20), "the lease owner", || {
+        lease_owner_pid(&settings)
+    })
+    .await;
+    let victim = workers
+        .0
+        .iter()
+        .position(|w| w.id() == owner)
+        .expect("one of our workers runs it");
+    workers.0[victim].kill().unwrap();
+    workers.0[victim].wait().unwrap();
+    assert_loaded_once(&app, &id).await;
+    drop(workers);
+    app.stop().await;
+}
