@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/imports/{id}/rejects", get(rejects))
+        .route("/v1/imports/{id}/start", post(start))
         .merge(jobs::routes(JobKind::Import))
 }
 
@@ -114,7 +115,9 @@ async fn create(
         return from_multipart(state, caller, multipart).await;
     }
     if content_type.starts_with("application/json") {
-        return Err(Invalid::field("upload", "direct uploads to object storage are not available in this version; send the file as multipart/form-data or as the body").into());
+        let max = usize::try_from(state.settings.limits.max_body.as_u64()).unwrap_or(usize::MAX);
+        let body = read_json_body(request.into_body(), max).await?;
+        return direct(&state, &caller, parse_json(&body)?).await;
     }
     let gzip = request
         .headers()
@@ -186,9 +189,8 @@ where
 {
     let spec = request.parse(&time::OffsetDateTime::now_utc().date().to_string())?;
     if spec.direct {
-        return Err(
-            Invalid::field("upload", "direct uploads are not available in this version").into(),
-        );
+        let message = "a direct upload is created with a JSON request, without a file";
+        return Err(Invalid::field("upload", message).into());
     }
     super::callbacks::check(
         &state.settings.webhooks,
@@ -202,32 +204,27 @@ where
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let size = stream_to_storage(state, &key, body).await?;
-    let new = NewJob {
-        id,
-        kind: JobKind::Import,
-        tenant: caller.tenant.clone(),
-        owner: caller.subject.clone(),
-        name: spec.name.clone(),
-        spec: serde_json::to_value(&request).unwrap_or_default(),
-        share_with: vec![],
-        max_attempts: state.settings.workers.max_attempts,
-        timeout: state.settings.workers.job_timeout,
-        state: JobState::Queued,
-        idempotency: None,
-        progress: Progress {
-            total_bytes: Some(size),
-            rows_inserted: Some(0),
-            rows_rejected: Some(0),
-            ..Progress::default()
-        },
-        callback_url: request.callback_url.clone(),
+    let progress = Progress {
+        total_bytes: Some(size),
+        rows_inserted: Some(0),
+        rows_rejected: Some(0),
+        ..Progress::default()
     };
-    let job = match state.store.insert(new).await {
-        Ok(Inserted::Created(job) | Inserted::Existing(job)) => job,
-        Ok(Inserted::KeyReused) => return Err(ApiError::KeyReused),
+    let job = match insert(
+        state,
+        caller,
+        id,
+        &request,
+        &spec.name,
+        JobState::Queued,
+        progress,
+    )
+    .await
+    {
+        Ok(job) => job,
         Err(error) => {
             let _ = state.storage.delete(&key).await;
-            return Err(error.into());
+            return Err(error);
         }
     };
     let location = format!("/v1/imports/{}", job.id);
@@ -282,6 +279,142 @@ where
             }
             Err(error)
         }
+    }
+}
+
+/// Reads a small JSON body, at most `max` bytes, chunk by chunk.
+async fn read_json_body(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Malformed(e.to_string()))?;
+        if bytes.len() + chunk.len() > max {
+            return Err(ApiError::TooLarge("the request body is too large".into()));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Way 3: the job waits for its file, which the client puts straight into object storage with
+/// a signed link, then calls `start`.
+async fn direct(
+    state: &AppState,
+    caller: &Caller,
+    request: ImportRequest,
+) -> Result<Response, ApiError> {
+    let spec = request.parse(&time::OffsetDateTime::now_utc().date().to_string())?;
+    if !spec.direct {
+        let message = "a JSON request creates a direct upload: set \"upload\": \"direct\", or send the file as multipart/form-data or as the body";
+        return Err(Invalid::field("upload", message).into());
+    }
+    super::callbacks::check(
+        &state.settings.webhooks,
+        request.callback_url.as_deref(),
+        "callback_url",
+    )
+    .await?;
+    prepare(&state.settings, &request, &spec)
+        .await
+        .map_err(prepare_error)?;
+    let id = JobId::new();
+    let key = import_key(&caller.tenant, id, "upload");
+    let (url, expires_at) = state
+        .storage
+        .upload_url(&key, state.settings.storage.link_ttl)
+        .await
+        .map_err(unavailable)?;
+    let job = insert(
+        state,
+        caller,
+        id,
+        &request,
+        &spec.name,
+        JobState::AwaitingUpload,
+        Progress::default(),
+    )
+    .await?;
+    let mut body = render(state, &job).await;
+    let expires = expires_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    body["upload"] =
+        serde_json::json!({"url": url, "method": "PUT", "headers": {}, "expires_at": expires});
+    let location = format!("/v1/imports/{}", job.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
+}
+
+/// `POST /v1/imports/{id}/start`: the file is in storage; queue the import.
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = visible(&state, &caller, JobKind::Import, &id).await?;
+    if job.state != JobState::AwaitingUpload {
+        return Err(ApiError::Conflict(format!(
+            "the import is {}, not awaiting_upload",
+            job.state
+        )));
+    }
+    let key = import_key(&job.tenant, job.id, "upload");
+    let size = state.storage.size(&key).await.map_err(unavailable)?;
+    let size = size.ok_or_else(|| {
+        ApiError::Conflict("no file has been uploaded to the upload link yet".into())
+    })?;
+    if size > state.settings.limits.max_upload.as_u64() {
+        let _ = state.storage.delete(&key).await;
+        return Err(ApiError::TooLarge(format!(
+            "the file is larger than the maximum upload of {}",
+            state.settings.limits.max_upload
+        )));
+    }
+    let progress = Progress {
+        total_bytes: Some(size),
+        rows_inserted: Some(0),
+        rows_rejected: Some(0),
+        ..Progress::default()
+    };
+    let started = state.store.start(job.id, &progress).await?;
+    let job = started.ok_or_else(|| {
+        ApiError::Conflict("the import was started or cancelled meanwhile".into())
+    })?;
+    Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
+}
+
+/// Creates the job record.
+async fn insert(
+    state: &AppState,
+    caller: &Caller,
+    id: JobId,
+    request: &ImportRequest,
+    name: &str,
+    job_state: JobState,
+    progress: Progress,
+) -> Result<crate::domain::Job, ApiError> {
+    let new = NewJob {
+        id,
+        kind: JobKind::Import,
+        tenant: caller.tenant.clone(),
+        owner: caller.subject.clone(),
+        name: name.to_owned(),
+        spec: serde_json::to_value(request).unwrap_or_default(),
+        share_with: vec![],
+        max_attempts: state.settings.workers.max_attempts,
+        timeout: state.settings.workers.job_timeout,
+        state: job_state,
+        idempotency: None,
+        progress,
+        callback_url: request.callback_url.clone(),
+    };
+    match state.store.insert(new).await? {
+        Inserted::Created(job) | Inserted::Existing(job) => Ok(job),
+        Inserted::KeyReused => Err(ApiError::KeyReused),
     }
 }
 

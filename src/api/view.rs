@@ -57,7 +57,7 @@ async fn result(state: &AppState, job: &Job) -> Value {
         return Value::Null;
     };
     let mut result = result.clone();
-    if job.state != JobState::Succeeded {
+    if job.state != JobState::Succeeded || job.kind != JobKind::Export {
         return result;
     }
     match download_link(state, &result).await {

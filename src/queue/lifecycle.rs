@@ -297,6 +297,19 @@ impl Store {
         })
     }
 
+    /// A client's `start` of a job whose file arrived in storage: `awaiting_upload` → `queued`.
+    pub async fn start(&self, id: JobId, progress: &Progress) -> Result<Option<Job>, StoreError> {
+        let query = sqlx::query(
+            "UPDATE ferry_jobs SET state = 'queued', run_at = $2, progress = $3, event_seq = event_seq + 1
+             WHERE id = $1 AND state = 'awaiting_upload'
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(now_ms())
+        .bind(serde_json::to_string(progress).unwrap_or_default());
+        self.apply(query).await
+    }
+
     /// A client's retry of a `failed` or `cancelled` job: `queued` now, with fresh attempts.
     pub async fn retry(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let query = sqlx::query(

@@ -38,6 +38,9 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}')
     .add(b'/');
 
+/// The type a Ferry-signed link carries when it grants an upload (`PUT`) rather than a download.
+pub const UPLOAD_TYPE: &str = "application/x-ferry-upload";
+
 /// A link and the moment it stops working.
 pub type SignedLink = (String, OffsetDateTime);
 
@@ -191,7 +194,7 @@ pub fn expiry(now: OffsetDateTime, ttl: Duration) -> i64 {
 }
 
 /// The moment of a unix timestamp; the far future if it cannot be represented.
-fn expires_at(unix: i64) -> OffsetDateTime {
+pub fn expires_at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH + MAX_LINK_TTL)
 }
 

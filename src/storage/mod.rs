@@ -54,6 +54,8 @@ struct Inner {
     part_size: usize,
     /// Parts uploaded at once by one [`Upload`].
     max_parts_in_flight: usize,
+    /// The largest file a signed upload link accepts.
+    max_upload: u64,
 }
 
 /// The two kinds of store.
@@ -185,6 +187,39 @@ impl Storage {
                     expires: links::expiry(OffsetDateTime::now_utc(), ttl),
                     filename: safe_filename(filename),
                     content_type: content_type.to_owned(),
+                };
+                Ok(links::local_link(&local.signer, &local.public_base, &grant))
+            }
+        }
+    }
+
+    /// A link that uploads `key` with one `PUT`, valid for `ttl`, and the moment it expires:
+    /// pre-signed by S3, or signed by Ferry and received by [`router`] for the local store.
+    pub async fn upload_url(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+    ) -> Result<(String, OffsetDateTime), StorageError> {
+        links::check_link_args(links::UPLOAD_TYPE, ttl)?;
+        let now = OffsetDateTime::now_utc();
+        match &self.inner.backend {
+            Backend::S3(s3) => {
+                let url = object_store::signer::Signer::signed_url(
+                    s3.as_ref(),
+                    object_store::signer::Method::PUT,
+                    &key.path(),
+                    ttl,
+                )
+                .await
+                .map_err(|e| StorageError::from_store(key.as_str(), e))?;
+                Ok((url.to_string(), links::expires_at(links::expiry(now, ttl))))
+            }
+            Backend::Local(local) => {
+                let grant = links::Grant {
+                    key: key.clone(),
+                    expires: links::expiry(now, ttl),
+                    filename: String::new(),
+                    content_type: links::UPLOAD_TYPE.to_owned(),
                 };
                 Ok(links::local_link(&local.signer, &local.public_base, &grant))
             }

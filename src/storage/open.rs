@@ -44,6 +44,7 @@ impl Storage {
                 backend,
                 part_size,
                 max_parts_in_flight: config.max_parts_in_flight,
+                max_upload: settings.limits.max_upload.as_u64(),
             }),
         })
     }

@@ -24,7 +24,7 @@ use tower_http::services::ServeFile;
 /// The routes that serve local files by signed link; mount at the root of the public URL.
 pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> Router<S> {
     Router::new()
-        .route("/files/{*key}", get(serve_file))
+        .route("/files/{*key}", get(serve_file).put(receive_file))
         .with_state(storage)
 }
 
@@ -56,9 +56,104 @@ async fn serve_file(
             );
         }
     };
+    if grant.content_type == links::UPLOAD_TYPE {
+        return invalid_link("this link uploads a file; it does not download one");
+    }
     match local.store.path_to_filesystem(&grant.key.path()) {
         Ok(file) => stream_file(file, &grant, request).await,
         Err(_) => invalid_link("the link names no valid file"),
+    }
+}
+
+/// Receives the body of a signed upload link (`PUT`) into the store, streamed and bounded by the
+/// largest upload allowed; a failed or oversized upload leaves nothing behind.
+async fn receive_file(
+    State(storage): State<Storage>,
+    key: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Response {
+    let Backend::Local(local) = &storage.inner.backend else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not Found",
+            "no files are received here",
+        );
+    };
+    let Ok(Path(key)) = key else {
+        return invalid_link("the link's path is malformed");
+    };
+    let grant = match links::verify(
+        &local.signer,
+        &key,
+        query.as_deref().unwrap_or(""),
+        OffsetDateTime::now_utc(),
+    ) {
+        Ok(grant) if grant.content_type == links::UPLOAD_TYPE => grant,
+        Ok(_) => return invalid_link("this link downloads a file; it does not upload one"),
+        Err(Refusal::Invalid(why)) => return invalid_link(why),
+        Err(Refusal::Expired) => {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "link_expired",
+                "Link expired",
+                "the upload link has expired",
+            );
+        }
+    };
+    match receive(&storage, &grant.key, body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn receive(storage: &Storage, key: &super::ObjectKey, body: Body) -> Result<(), Response> {
+    use futures::StreamExt;
+    let internal = |e: super::StorageError| {
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            &e.to_string(),
+        )
+    };
+    let mut upload = storage.begin_upload(key).await.map_err(internal)?;
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    let failure = loop {
+        match stream.next().await {
+            None => break None,
+            Some(Err(e)) => {
+                break Some(problem(
+                    StatusCode::BAD_REQUEST,
+                    "upload_interrupted",
+                    "Upload interrupted",
+                    &e.to_string(),
+                ));
+            }
+            Some(Ok(chunk)) => {
+                size += chunk.len() as u64;
+                if size > storage.inner.max_upload {
+                    break Some(problem(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        "Request too large",
+                        "the file is larger than the maximum upload",
+                    ));
+                }
+                if let Err(e) = upload.write(chunk).await {
+                    break Some(internal(e));
+                }
+            }
+        }
+    };
+    match failure {
+        None => upload.finish().await.map(drop).map_err(internal),
+        Some(response) => {
+            let _ = upload.abort().await;
+            Err(response)
+        }
     }
 }
 

@@ -329,3 +329,56 @@ async fn the_embedded_sqlite_connection_loads_with_the_same_rules() {
         .unwrap();
     assert_eq!(tall, 1);
 }
+
+#[tokio::test]
+async fn a_direct_upload_goes_through_a_signed_put_link_then_start() {
+    for shape in [Shape::Embedded, Shape::Production] {
+        let app = spawn_app(shape).await;
+        app.data_sql("CREATE TABLE t (id int, v text)").await;
+        let spec = json!({"target": {"table": "t"}, "upload": "direct"});
+        let response = app.post_json("/v1/imports", &spec).await;
+        assert_eq!(response.status(), 201, "{shape:?}");
+        let job: Value = response.json().await.unwrap();
+        assert_eq!(job["state"], "awaiting_upload");
+        let id = job["id"].as_str().unwrap().to_owned();
+        let url = job["upload"]["url"].as_str().unwrap().to_owned();
+        assert_eq!(job["upload"]["method"], "PUT");
+        let early = app
+            .client
+            .post(app.url(&format!("/v1/imports/{id}/start")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(early.status(), 409, "{shape:?}: nothing uploaded yet");
+        if shape == Shape::Embedded {
+            let tampered = url.replace("sig=", "sig=0");
+            let refused = app
+                .client
+                .put(&tampered)
+                .body("id,v\n1,x\n")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 403);
+        }
+        let put = app
+            .client
+            .put(&url)
+            .body("id,v\n1,x\n2,y\n")
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "{shape:?}: {}", put.status());
+        let started = app
+            .client
+            .post(app.url(&format!("/v1/imports/{id}/start")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 202);
+        let done = app.wait_final_at(&format!("/v1/imports/{id}")).await;
+        assert_eq!(done["state"], "succeeded", "{shape:?}: {done}");
+        assert_eq!(app.data_count("SELECT count(*) FROM t").await, 2);
+        app.stop().await;
+    }
+}
