@@ -4,6 +4,7 @@
 
 pub mod codecs;
 pub mod export;
+pub mod records;
 pub mod sources;
 
 /// One row: values in column order. Sources that know types give numbers, booleans and
