@@ -11,6 +11,9 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 mod buffers;
 mod recovery;
 
+#[cfg(test)]
+pub(super) use recovery::REPARSE_FACTOR;
+
 /// The largest cap taken as it is, far beyond any memory, so that `cap + 1` never overflows.
 const MAX_CAP: usize = usize::MAX / 4;
 
@@ -42,6 +45,9 @@ pub struct RecordReader {
     /// How many more bytes may be parsed again; see `recovery`.
     allowance: u64,
     bytes_read: u64,
+    /// How many bytes recoveries have handed back for parsing again.
+    #[cfg(test)]
+    pub(super) replayed: u64,
 }
 
 /// How many fields a record is expected to have.
@@ -83,6 +89,8 @@ impl RecordReader {
             replaying: false,
             allowance: 0,
             bytes_read: 0,
+            #[cfg(test)]
+            replayed: 0,
         }
     }
 

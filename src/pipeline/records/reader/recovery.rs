@@ -14,7 +14,7 @@ use super::{LineCounter, ReadRecordResult, RecordReader, broken, lines, resize_e
 use crate::pipeline::records::{Broken, Record};
 
 /// How many bytes may be parsed again per byte of fresh input.
-pub(super) const REPARSE_FACTOR: u64 = 4;
+pub(in crate::pipeline::records) const REPARSE_FACTOR: u64 = 4;
 
 impl RecordReader {
     /// Fresh input was read: more may be parsed again.
@@ -52,6 +52,10 @@ impl RecordReader {
         let length = rest.len() as u64;
         if length <= self.allowance {
             self.allowance -= length;
+            #[cfg(test)]
+            {
+                self.replayed += length;
+            }
             self.replay = rest.to_vec();
         } else {
             self.break_lines(rest, out);

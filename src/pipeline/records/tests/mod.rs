@@ -1,5 +1,7 @@
 //! The reader's behaviour, record by record and line by line.
 
+mod properties;
+
 use super::*;
 
 const BOM: &[u8] = b"\xef\xbb\xbf";
