@@ -46,6 +46,12 @@
 //!   open at the end of input is unbalanced whatever the field counts, and is recovered the
 //!   same way. A multi-line record with the expected number of fields is taken as it is.
 //!
+//! Re-parsing is bounded: it may re-read at most four bytes per byte of input, and at most four
+//! times the cap at once. Only contrived text gets there (`"⏎a","⏎a",…`, which re-parsed line
+//! after line would take time quadratic in its length); its swallowed lines are then reported
+//! as [`Broken::UnbalancedQuote`] one by one without being re-parsed, which is what the rule
+//! yields for such text anyway.
+//!
 //! What the rule cannot do: a stray quote whose swallowed text happens to give the expected
 //! field count is loaded as one (wrong) row, for the validator to judge; a genuine multi-line
 //! record with a missing field is reported as its first line plus its other lines as records
@@ -54,11 +60,13 @@
 //!
 //! # Memory and speed
 //!
-//! The reader keeps at most the current record's bytes (up to the cap plus its line break),
-//! its fields (up to the cap) and its field offsets, whatever the input. Re-parsing after an
-//! unbalanced quote reads only those kept bytes again, each recovery one line shorter than
-//! the last. Records are handed out as [`Fields`]: two allocations per record, none per byte;
-//! a record that ends within the chunk it starts in is not copied more than once.
+//! Whatever the input, the reader holds at most the current record's bytes (up to the cap plus
+//! its line break), its fields' bytes (up to the cap), its field offsets (about the cap) and,
+//! after an unbalanced quote, the bytes to re-parse (up to the cap): about four times the cap
+//! at worst. Ordinary records need far less: the buffers start small and grow only for long
+//! records. Records are handed out as [`Fields`]: two allocations per record, none per field
+//! or byte, and a record that ends in the chunk it starts in is never copied aside, its fields
+//! going straight from csv-core's output into the record.
 
 mod bom;
 mod fields;

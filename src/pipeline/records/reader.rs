@@ -5,15 +5,15 @@
 use super::bom::Bom;
 use super::lines::{self, LineCounter};
 use super::{Broken, Fields, ReaderOptions, Record, RecordKind};
+use buffers::{FIRST_FIELD_BYTES, FIRST_FIELD_ENDS, extend_capped, resize_exact, too_long_raw};
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 
-/// First size of the buffer for a record's field bytes; it doubles, up to the cap, when a
-/// longer record comes.
-const FIRST_FIELD_BYTES: usize = 64 * 1024;
-/// First number of field offsets; doubles like the field bytes.
-const FIRST_FIELD_ENDS: usize = 256;
-/// The fewest fields a record may have before it is too long, whatever the cap.
-const MIN_MAX_FIELDS: usize = 4096;
+mod buffers;
+mod recovery;
+
+#[cfg(test)]
+pub(super) use recovery::REPARSE_FACTOR;
+
 /// The largest cap taken as it is, far beyond any memory, so that `cap + 1` never overflows.
 const MAX_CAP: usize = usize::MAX / 4;
 
@@ -40,6 +40,10 @@ pub struct RecordReader {
     nend: usize,
     /// Bytes to parse again, before any further input, after an unbalanced quote.
     replay: Vec<u8>,
+    /// Whether the bytes being parsed are `replay`'s rather than fresh input.
+    replaying: bool,
+    /// How many more bytes may be parsed again; see `recovery`.
+    allowance: u64,
     bytes_read: u64,
     /// How many bytes recoveries have handed back for parsing again.
     #[cfg(test)]
@@ -82,6 +86,8 @@ impl RecordReader {
             nout: 0,
             nend: 0,
             replay: Vec::new(),
+            replaying: false,
+            allowance: 0,
             bytes_read: 0,
             #[cfg(test)]
             replayed: 0,
@@ -110,7 +116,8 @@ impl RecordReader {
     }
 
     /// End of input: the last record, if any (a quote still open at EOF is a Broken record).
-    /// The reader is then ready for a new stream, line numbers from 1; `bytes_read` goes on.
+    /// The reader is then ready for a new stream, line numbers from 1; the expected field
+    /// count stays and `bytes_read` goes on.
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         let held = self.bom.finish();
         self.push(held, out);
@@ -146,17 +153,6 @@ impl RecordReader {
         }
     }
 
-    /// Parses the bytes handed back by recoveries; one met while doing so hands back its own
-    /// bytes, which come before what is left of the earlier ones.
-    fn drain_replay(&mut self, out: &mut Vec<Record>) {
-        while !self.replay.is_empty() {
-            let replay = std::mem::take(&mut self.replay);
-            let used = self.parse(&replay, out);
-            self.replay
-                .extend_from_slice(replay.get(used..).unwrap_or_default());
-        }
-    }
-
     /// Parses `input` until it is used up or a recovery hands bytes back, which must be
     /// parsed before the rest; returns how many bytes of `input` were used.
     fn parse(&mut self, input: &[u8], out: &mut Vec<Record>) -> usize {
@@ -181,6 +177,9 @@ impl RecordReader {
             rest.get(..self.room().min(rest.len())).unwrap_or(rest)
         };
         let (result, nin, nout, nend) = self.read(slice, over);
+        if !self.replaying {
+            self.accrue(nin);
+        }
         let body = self.take(slice.get(..nin).unwrap_or_default());
         if !over {
             self.nout += nout;
@@ -247,47 +246,6 @@ impl RecordReader {
         body
     }
 
-    /// Keeps the bytes of a record that goes on into the next slice: up to the cap plus a line
-    /// break while it may still be re-parsed, up to the cap once it is too long.
-    fn keep(&mut self, body: &[u8]) {
-        let Some(current) = &mut self.current else {
-            return;
-        };
-        if current.over {
-            extend_capped(&mut self.pending, body, self.cap);
-        } else if current.len > self.cap as u64 {
-            current.over = true;
-            extend_capped(&mut self.pending, body, self.cap);
-            self.pending.truncate(self.cap);
-        } else {
-            extend_capped(&mut self.pending, body, self.cap + 1);
-        }
-    }
-
-    fn grow_fields(&mut self) {
-        let max = self.cap + 1;
-        match grown(self.fields.len(), max) {
-            Some(size) => resize_exact(&mut self.fields, size),
-            None => self.give_up_on_current(),
-        }
-    }
-
-    fn grow_ends(&mut self) {
-        let max = (self.cap / size_of::<usize>()).max(MIN_MAX_FIELDS);
-        match grown(self.ends.len(), max) {
-            Some(size) => resize_exact(&mut self.ends, size),
-            None => self.give_up_on_current(),
-        }
-    }
-
-    /// A record that needs more room than allowed is too long: stop keeping its bytes.
-    fn give_up_on_current(&mut self) {
-        if let Some(current) = &mut self.current {
-            current.over = true;
-            self.pending.truncate(self.cap);
-        }
-    }
-
     /// The current record has ended, with `body` its bytes from the last slice; `terminated`
     /// unless it ended at the end of input. Returns whether a recovery handed bytes back.
     fn end_record(&mut self, body: &[u8], terminated: bool, out: &mut Vec<Record>) -> bool {
@@ -299,15 +257,7 @@ impl RecordReader {
         let multi_line = lines > u64::from(terminated);
         let mut recovered = false;
         if current.over || length > self.cap as u64 {
-            let content = match body.split_last() {
-                Some((_, content)) if terminated => content,
-                _ => body,
-            };
-            let raw = too_long_raw(&self.pending, content, self.cap);
-            self.emit(
-                broken(current.line, raw, Broken::TooLong { bytes: length }),
-                out,
-            );
+            self.emit_too_long(&current, length, body, terminated, out);
         } else if multi_line && self.unexpected(self.nend) {
             extend_capped(&mut self.pending, body, self.cap + 1);
             recovered = self.recover(current.line, out);
@@ -329,6 +279,25 @@ impl RecordReader {
         recovered
     }
 
+    /// A record of `length` bytes, over the cap, has ended with `body`: it is too long, and its
+    /// raw bytes are its first `cap` bytes, never its line break.
+    fn emit_too_long(
+        &mut self,
+        current: &Current,
+        length: u64,
+        body: &[u8],
+        terminated: bool,
+        out: &mut Vec<Record>,
+    ) {
+        let content = match body.split_last() {
+            Some((_, content)) if terminated => content,
+            _ => body,
+        };
+        let raw = too_long_raw(&self.pending, content, self.cap);
+        let reason = Broken::TooLong { bytes: length };
+        self.emit(broken(current.line, raw, reason), out);
+    }
+
     /// Whether a record of `fields` fields is not what is expected.
     fn unexpected(&self, fields: usize) -> bool {
         matches!(self.expect, Expect::Count(count) if count != fields)
@@ -345,57 +314,6 @@ impl RecordReader {
         out.push(record);
     }
 
-    /// The record in `pending`, starting on `line`, swallowed lines through an unbalanced
-    /// quote: its first line is broken, the rest is parsed again from a fresh state. Returns
-    /// whether there is anything to parse again.
-    fn recover(&mut self, line: u64, out: &mut Vec<Record>) -> bool {
-        let record = std::mem::take(&mut self.pending);
-        let Some((first, rest)) = lines::split_first_line(&record) else {
-            self.emit(broken(line, record, Broken::UnbalancedQuote), out);
-            return false;
-        };
-        self.emit(broken(line, first.to_vec(), Broken::UnbalancedQuote), out);
-        #[cfg(test)]
-        {
-            self.replayed += rest.len() as u64;
-        }
-        self.replay = rest.to_vec();
-        start_over(&mut self.csv);
-        self.lines = LineCounter::at(line.saturating_add(1));
-        self.pending = record;
-        !self.replay.is_empty()
-    }
-
-    /// Reads the end of input; returns whether a recovery handed bytes back. A line break fed
-    /// to the parser tells whether the record is inside a quoted field: if it ends the record,
-    /// the record was complete (the break adds no bytes to it), else the quote is unbalanced.
-    fn end_of_input(&mut self, out: &mut Vec<Record>) -> bool {
-        let Some(current) = self.current else {
-            return false;
-        };
-        if self.nout >= self.fields.len() {
-            self.fields.push(0);
-        }
-        if self.nend >= self.ends.len() {
-            self.ends.push(0);
-        }
-        let end = if current.over { &b""[..] } else { b"\n" };
-        let (result, _, nout, nend) = self.read(end, current.over);
-        if result == ReadRecordResult::Record {
-            if !current.over {
-                self.nout += nout;
-                self.nend += nend;
-            }
-            return self.end_record(&[], false, out);
-        }
-        self.current = None;
-        let recovered = self.recover(current.line, out);
-        self.pending.clear();
-        self.nout = 0;
-        self.nend = 0;
-        recovered
-    }
-
     /// Back to the start of a stream, keeping options, expectation and the byte count.
     fn restart(&mut self) {
         start_over(&mut self.csv);
@@ -406,6 +324,7 @@ impl RecordReader {
         self.nout = 0;
         self.nend = 0;
         self.replay.clear();
+        self.allowance = 0;
     }
 }
 
@@ -437,34 +356,4 @@ fn broken(line: u64, raw: Vec<u8>, reason: Broken) -> Record {
         line,
         kind: RecordKind::Broken { raw, reason },
     }
-}
-
-/// The first `cap` bytes of a record kept in `pending` and ending with `body`.
-fn too_long_raw(pending: &[u8], body: &[u8], cap: usize) -> Vec<u8> {
-    let mut raw = pending.get(..cap).unwrap_or(pending).to_vec();
-    extend_capped(&mut raw, body, cap);
-    raw
-}
-
-/// Appends what fits of `bytes` below `limit` bytes in all, never reserving past `limit`.
-fn extend_capped(buffer: &mut Vec<u8>, bytes: &[u8], limit: usize) {
-    let room = limit.saturating_sub(buffer.len());
-    let bytes = bytes.get(..room.min(bytes.len())).unwrap_or_default();
-    let needed = buffer.len() + bytes.len();
-    if buffer.capacity() < needed {
-        let wanted = buffer.capacity().saturating_mul(2).min(limit).max(needed);
-        buffer.reserve_exact(wanted - buffer.len());
-    }
-    buffer.extend_from_slice(bytes);
-}
-
-/// Grows `buffer` to `size` without the spare capacity `resize` would add.
-fn resize_exact<T: Copy + Default>(buffer: &mut Vec<T>, size: usize) {
-    buffer.reserve_exact(size.saturating_sub(buffer.len()));
-    buffer.resize(size, T::default());
-}
-
-/// The next size of a buffer now `size` long that may not pass `max`; `None` at `max`.
-fn grown(size: usize, max: usize) -> Option<usize> {
-    (size < max).then(|| size.saturating_mul(2).min(max).max(1))
 }

@@ -386,3 +386,14 @@ fn line_numbers_after_a_recovery_continue_from_the_recovered_lines() {
     ];
     assert_eq!(read_expecting(2, text), expected);
 }
+
+#[test]
+fn a_broken_header_sets_no_expected_count() {
+    let mut reader = RecordReader::new(small_cap(8));
+    reader.expect_header_fields();
+    let mut out = Vec::new();
+    reader.feed(b"abcdefghij\n1,\"x\ny\"\n", &mut out);
+    reader.finish(&mut out);
+    let too_long = broken(1, b"abcdefgh", Broken::TooLong { bytes: 10 });
+    assert_eq!(out, [too_long, fields(2, &["1", "x\ny"])]);
+}
