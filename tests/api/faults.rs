@@ -118,12 +118,25 @@ async fn cancelling_a_running_import_rolls_the_load_back() {
     let id = start_import(&app).await;
     copy_backend(&app).await;
     let asked = std::time::Instant::now();
-    let response = app.client.post(app.url(&format!("/v1/imports/{id}/cancel"))).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/imports/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let job = app.wait_final_at(&format!("/v1/imports/{id}")).await;
     assert_eq!(job["state"], "cancelled", "{job}");
-    assert!(asked.elapsed() < Duration::from_secs(3), "stopped in {:?}", asked.elapsed());
-    assert_eq!(app.data_count("SELECT count(*) FROM big").await, 0, "the transaction was rolled back");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        app.data_count("SELECT count(*) FROM big").await,
+        0,
+        "the transaction was rolled back"
+    );
 }
 
 #[tokio::test]
@@ -137,12 +150,23 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_job_and_no_object() {
         Err(std::io::Error::other("the client went away")),
     ];
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
-    let sent = app.client.post(app.url("/v1/imports?table=t")).body(body).send().await;
+    let sent = app
+        .client
+        .post(app.url("/v1/imports?table=t"))
+        .body(body)
+        .send()
+        .await;
     assert!(sent.is_err() || !sent.unwrap().status().is_success());
     let prefix = app.s3_prefix.clone().unwrap();
-    eventually(Duration::from_secs(10), "the partial upload to be aborted", || async {
-        crate::helpers::incomplete_uploads(&prefix).is_empty().then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the partial upload to be aborted",
+        || async {
+            crate::helpers::incomplete_uploads(&prefix)
+                .is_empty()
+                .then_some(())
+        },
+    )
     .await;
     assert!(crate::helpers::objects(&prefix).is_empty(), "no object");
     let list: Value = app.get("/v1/imports").await.json().await.unwrap();

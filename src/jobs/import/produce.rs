@@ -124,11 +124,15 @@ impl<'a> State<'a> {
         mapping_spec: &'a BTreeMap<String, String>,
         mut outputs: Outputs,
     ) -> Self {
-        let reader = RecordReader::new(ReaderOptions {
+        let mut reader = RecordReader::new(ReaderOptions {
             delimiter: settings.delimiter,
             quote: settings.quote,
             ..ReaderOptions::default()
         });
+        // Records parsed in the same chunk as the header already need its field count.
+        if settings.header {
+            reader.expect_header_fields();
+        }
         let (placeholder, _) = oneshot::channel();
         let mapping_tx = Some(std::mem::replace(&mut outputs.mapping, placeholder));
         Self {

@@ -142,7 +142,9 @@ pub fn push_copy_row<'a>(out: &mut Vec<u8>, values: impl IntoIterator<Item = Opt
 
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     // Most values need no escaping: find out with two vectorised scans, then copy at once.
-    if memchr::memchr3(b'\\', b'\t', b'\n', bytes).is_none() && memchr::memchr(b'\r', bytes).is_none() {
+    if memchr::memchr3(b'\\', b'\t', b'\n', bytes).is_none()
+        && memchr::memchr(b'\r', bytes).is_none()
+    {
         out.extend_from_slice(bytes);
         return;
     }
