@@ -187,29 +187,11 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
     E: std::fmt::Display,
 {
-    let spec = request.parse(&time::OffsetDateTime::now_utc().date().to_string())?;
-    if spec.direct {
-        let message = "a direct upload is created with a JSON request, without a file";
-        return Err(Invalid::field("upload", message).into());
-    }
-    super::callbacks::check(
-        &state.settings.webhooks,
-        request.callback_url.as_deref(),
-        "callback_url",
-    )
-    .await?;
-    prepare(&state.settings, &request, &spec)
-        .await
-        .map_err(prepare_error)?;
+    let spec = checked(state, &request, false).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let size = stream_to_storage(state, &key, body).await?;
-    let progress = Progress {
-        total_bytes: Some(size),
-        rows_inserted: Some(0),
-        rows_rejected: Some(0),
-        ..Progress::default()
-    };
+    let progress = stored(size);
     let job = match insert(
         state,
         caller,
@@ -282,6 +264,44 @@ where
     }
 }
 
+/// Checks a spec completely before anything is stored: its own rules, that it is (or is not) a
+/// direct upload, the callback URL, and the target table.
+async fn checked(
+    state: &AppState,
+    request: &ImportRequest,
+    direct: bool,
+) -> Result<crate::domain::ImportSpec, ApiError> {
+    let spec = request.parse(&time::OffsetDateTime::now_utc().date().to_string())?;
+    if spec.direct != direct {
+        let message = if direct {
+            "a JSON request creates a direct upload: set \"upload\": \"direct\", or send the file as multipart/form-data or as the body"
+        } else {
+            "a direct upload is created with a JSON request, without a file"
+        };
+        return Err(Invalid::field("upload", message).into());
+    }
+    super::callbacks::check(
+        &state.settings.webhooks,
+        request.callback_url.as_deref(),
+        "callback_url",
+    )
+    .await?;
+    prepare(&state.settings, request, &spec)
+        .await
+        .map_err(prepare_error)?;
+    Ok(spec)
+}
+
+/// The progress of an import whose file of `size` bytes is stored.
+fn stored(size: u64) -> Progress {
+    Progress {
+        total_bytes: Some(size),
+        rows_inserted: Some(0),
+        rows_rejected: Some(0),
+        ..Progress::default()
+    }
+}
+
 /// Reads a small JSON body, at most `max` bytes, chunk by chunk.
 async fn read_json_body(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
@@ -303,20 +323,7 @@ async fn direct(
     caller: &Caller,
     request: ImportRequest,
 ) -> Result<Response, ApiError> {
-    let spec = request.parse(&time::OffsetDateTime::now_utc().date().to_string())?;
-    if !spec.direct {
-        let message = "a JSON request creates a direct upload: set \"upload\": \"direct\", or send the file as multipart/form-data or as the body";
-        return Err(Invalid::field("upload", message).into());
-    }
-    super::callbacks::check(
-        &state.settings.webhooks,
-        request.callback_url.as_deref(),
-        "callback_url",
-    )
-    .await?;
-    prepare(&state.settings, &request, &spec)
-        .await
-        .map_err(prepare_error)?;
+    let spec = checked(state, &request, true).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let (url, expires_at) = state
@@ -374,13 +381,7 @@ async fn start(
             state.settings.limits.max_upload
         )));
     }
-    let progress = Progress {
-        total_bytes: Some(size),
-        rows_inserted: Some(0),
-        rows_rejected: Some(0),
-        ..Progress::default()
-    };
-    let started = state.store.start(job.id, &progress).await?;
+    let started = state.store.start(job.id, &stored(size)).await?;
     let job = started.ok_or_else(|| {
         ApiError::Conflict("the import was started or cancelled meanwhile".into())
     })?;

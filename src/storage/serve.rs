@@ -28,6 +28,54 @@ pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> Router<S> {
         .with_state(storage)
 }
 
+/// The grant of a request's link, if it is genuine, current and of the right kind (an upload
+/// link for `PUT`, a download link for `GET`); the refusal as a response otherwise.
+fn granted(
+    storage: &Storage,
+    key: Result<Path<String>, PathRejection>,
+    query: Option<&str>,
+    upload: bool,
+) -> Result<Grant, Box<Response>> {
+    let Backend::Local(local) = &storage.inner.backend else {
+        return Err(Box::new(problem(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not Found",
+            "no files are served here",
+        )));
+    };
+    let Ok(Path(key)) = key else {
+        return Err(Box::new(invalid_link("the link's path is malformed")));
+    };
+    let grant = match links::verify(
+        &local.signer,
+        &key,
+        query.unwrap_or(""),
+        OffsetDateTime::now_utc(),
+    ) {
+        Ok(grant) => grant,
+        Err(Refusal::Invalid(why)) => return Err(Box::new(invalid_link(why))),
+        Err(Refusal::Expired) => {
+            let detail = "the link has expired; ask for a fresh one";
+            return Err(Box::new(problem(
+                StatusCode::FORBIDDEN,
+                "link_expired",
+                "Link expired",
+                detail,
+            )));
+        }
+    };
+    match (upload, grant.content_type == links::UPLOAD_TYPE) {
+        (true, false) => Err(Box::new(invalid_link(
+            "this link downloads a file; it does not upload one",
+        ))),
+        (false, true) => Err(Box::new(invalid_link(
+            "this link uploads a file; it does not download one",
+        ))),
+        _ => Ok(grant),
+    }
+}
+
 /// Checks the link, then streams the file.
 async fn serve_file(
     State(storage): State<Storage>,
@@ -35,30 +83,13 @@ async fn serve_file(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
-    let Backend::Local(local) = &storage.inner.backend else {
-        let detail = "no files are served here";
-        return problem(StatusCode::NOT_FOUND, "not_found", "Not Found", detail);
-    };
-    let Ok(Path(key)) = key else {
-        return invalid_link("the link's path is malformed");
-    };
-    let now = OffsetDateTime::now_utc();
-    let grant = match links::verify(&local.signer, &key, query.as_deref().unwrap_or(""), now) {
+    let grant = match granted(&storage, key, query.as_deref(), false) {
         Ok(grant) => grant,
-        Err(Refusal::Invalid(why)) => return invalid_link(why),
-        Err(Refusal::Expired) => {
-            let detail = "the link has expired; ask for a fresh one";
-            return problem(
-                StatusCode::FORBIDDEN,
-                "link_expired",
-                "Link expired",
-                detail,
-            );
-        }
+        Err(refused) => return *refused,
     };
-    if grant.content_type == links::UPLOAD_TYPE {
-        return invalid_link("this link uploads a file; it does not download one");
-    }
+    let Backend::Local(local) = &storage.inner.backend else {
+        return invalid_link("the link names no valid file");
+    };
     match local.store.path_to_filesystem(&grant.key.path()) {
         Ok(file) => stream_file(file, &grant, request).await,
         Err(_) => invalid_link("the link names no valid file"),
@@ -73,34 +104,9 @@ async fn receive_file(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    let Backend::Local(local) = &storage.inner.backend else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not Found",
-            "no files are received here",
-        );
-    };
-    let Ok(Path(key)) = key else {
-        return invalid_link("the link's path is malformed");
-    };
-    let grant = match links::verify(
-        &local.signer,
-        &key,
-        query.as_deref().unwrap_or(""),
-        OffsetDateTime::now_utc(),
-    ) {
-        Ok(grant) if grant.content_type == links::UPLOAD_TYPE => grant,
-        Ok(_) => return invalid_link("this link downloads a file; it does not upload one"),
-        Err(Refusal::Invalid(why)) => return invalid_link(why),
-        Err(Refusal::Expired) => {
-            return problem(
-                StatusCode::FORBIDDEN,
-                "link_expired",
-                "Link expired",
-                "the upload link has expired",
-            );
-        }
+    let grant = match granted(&storage, key, query.as_deref(), true) {
+        Ok(grant) => grant,
+        Err(refused) => return *refused,
     };
     match receive(&storage, &grant.key, body).await {
         Ok(()) => StatusCode::OK.into_response(),
