@@ -37,6 +37,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: ExportRequest = parse_json(&body)?;
+    super::limits::admit(&state, &caller).await?;
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let spec = request.parse(&today)?;
     let resolved = resolve(&state.settings, &spec)?;

@@ -187,7 +187,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
     E: std::fmt::Display,
 {
-    let spec = checked(state, &request, false).await?;
+    let spec = checked(state, caller, &request, false).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let size = stream_to_storage(state, &key, body).await?;
@@ -268,6 +268,7 @@ where
 /// direct upload, the callback URL, and the target table.
 async fn checked(
     state: &AppState,
+    caller: &Caller,
     request: &ImportRequest,
     direct: bool,
 ) -> Result<crate::domain::ImportSpec, ApiError> {
@@ -289,6 +290,7 @@ async fn checked(
     prepare(&state.settings, request, &spec)
         .await
         .map_err(prepare_error)?;
+    super::limits::admit(state, caller).await?;
     Ok(spec)
 }
 
@@ -323,7 +325,7 @@ async fn direct(
     caller: &Caller,
     request: ImportRequest,
 ) -> Result<Response, ApiError> {
-    let spec = checked(state, &request, true).await?;
+    let spec = checked(state, caller, &request, true).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let (url, expires_at) = state

@@ -7,6 +7,7 @@ pub mod exports;
 pub mod health;
 pub mod imports;
 pub mod jobs;
+pub mod limits;
 pub mod view;
 
 use crate::auth::Authenticator;

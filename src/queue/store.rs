@@ -255,6 +255,20 @@ impl Store {
         Ok(job)
     }
 
+    /// Jobs waiting to run (queued or awaiting their upload), of one tenant or of all; webhook
+    /// deliveries do not count.
+    pub async fn count_waiting(&self, tenant: Option<&str>) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM ferry_jobs
+             WHERE state IN ('queued', 'awaiting_upload') AND kind <> 'webhook'
+               AND ($1 IS NULL OR tenant = $1)",
+        )
+        .bind(tenant.map(str::to_owned))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count.max(0) as u64)
+    }
+
     /// One job by id.
     pub async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.get_by_text(&id.to_string()).await
