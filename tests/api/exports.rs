@@ -561,3 +561,58 @@ async fn sql_exports_run_read_only_and_stop_at_the_statement_timeout() {
         .unwrap();
     assert_eq!(count, 2, "nothing was deleted");
 }
+
+#[tokio::test]
+async fn sql_that_writes_is_refused_or_stopped_and_changes_nothing() {
+    let app = spawn_app(Shape::Embedded).await;
+    app.data_sql(
+        "CREATE TABLE keep (id int); INSERT INTO keep VALUES (1), (2); CREATE SEQUENCE keep_seq;",
+    )
+    .await;
+    let attempts = [
+        "INSERT INTO keep VALUES (9) RETURNING id",
+        "UPDATE keep SET id = 0 RETURNING id",
+        "DELETE FROM keep RETURNING id",
+        "DROP TABLE keep",
+        "COPY keep TO PROGRAM 'touch /tmp/ferry-pwned'",
+        "SELECT 1; DROP TABLE keep",
+        "SELECT 1) TO STDOUT; DROP TABLE keep; COPY (SELECT 1",
+        "SELECT nextval('keep_seq')",
+    ];
+    for sql in attempts {
+        let body = json!({"source": {"type": "sql", "connection": "main", "query": sql}});
+        let response = app.post_json("/v1/exports", &body).await;
+        let status = response.status().as_u16();
+        let job: Value = response.json().await.unwrap();
+        if status == 202 {
+            let done = app.wait_final(job["id"].as_str().unwrap()).await;
+            assert_eq!(done["state"], "failed", "{sql}: {done}");
+            assert_eq!(done["error"]["transient"], false, "{sql}");
+        } else {
+            assert_eq!(status, 422, "{sql}: {job}");
+            assert_eq!(job["errors"][0]["field"], "source.query", "{sql}");
+        }
+        assert_eq!(
+            app.data_count("SELECT count(*) FROM keep WHERE id IN (1, 2)")
+                .await,
+            2,
+            "{sql} changed the table"
+        );
+        assert_eq!(
+            app.data_count("SELECT count(*) FROM keep").await,
+            2,
+            "{sql} changed the table"
+        );
+    }
+    assert_eq!(
+        app.data_count("SELECT last_value FROM keep_seq").await,
+        1,
+        "the sequence did not move"
+    );
+    assert_eq!(
+        app.data_count("SELECT count(*) FROM keep_seq WHERE NOT is_called")
+            .await,
+        1
+    );
+    assert!(!std::path::Path::new("/tmp/ferry-pwned").exists());
+}
