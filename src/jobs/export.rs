@@ -27,11 +27,16 @@ impl ExportHandler {
     }
 }
 
-/// The file's object key and download name for an export job.
+/// The file's object key and download name for an export job: the key uses an ASCII slug of
+/// the job's name (safe in any store and path); the download name keeps the name itself, made
+/// harmless, for `Content-Disposition`'s UTF-8 `filename*`.
 pub fn file_of(job: &Job, format_ext: &str) -> (ObjectKey, String) {
     let slug = names::slug(&job.name, "export");
     let key = export_key(&job.tenant, job.id, &slug, format_ext);
-    (key, format!("{slug}.{format_ext}"))
+    (
+        key,
+        crate::storage::safe_filename(&format!("{}.{format_ext}", job.name)),
+    )
 }
 
 #[async_trait::async_trait]

@@ -39,7 +39,7 @@ async fn a_generated_export_on_the_embedded_default_downloads_identically_twice(
         assert_eq!(done["state"], "succeeded", "{done}");
         let file = &done["result"]["file"];
         assert_eq!(file["rows"], 1000);
-        assert_eq!(file["filename"], "Test-data.csv");
+        assert_eq!(file["filename"], "Test data.csv");
         let (headers, bytes) = app.download(&id).await;
         assert!(
             headers["content-disposition"]
@@ -615,4 +615,55 @@ async fn sql_that_writes_is_refused_or_stopped_and_changes_nothing() {
         1
     );
     assert!(!std::path::Path::new("/tmp/ferry-pwned").exists());
+}
+
+#[tokio::test]
+async fn hostile_job_names_give_safe_keys_and_a_correct_content_disposition() {
+    for shape in [Shape::Embedded, Shape::Production] {
+        let app = spawn_app(shape).await;
+        let names = [
+            "../../etc/passwd",
+            "a/b\\c",
+            "new\nline \"quoted\"",
+            "Résumé 日本語 отчёт",
+            &"x".repeat(199),
+        ];
+        for name in names {
+            let mut body = generate(3, "csv");
+            body["name"] = json!(name);
+            let id = app.create_export(body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let done = app.wait_final(&id).await;
+            assert_eq!(done["state"], "succeeded", "{name:?}: {done}");
+            let key = done["result"]["file"]["key"].as_str().unwrap();
+            let file = key.rsplit('/').next().unwrap();
+            assert!(key.starts_with(&format!("exports/default/{id}/")), "{key}");
+            assert!(
+                file.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+                "{key}"
+            );
+            let (headers, _) = app.download(&id).await;
+            let disposition = headers["content-disposition"].to_str().unwrap();
+            assert!(
+                disposition.starts_with("attachment; filename=\""),
+                "{disposition}"
+            );
+            let encoded = disposition.split("filename*=UTF-8''").nth(1).unwrap();
+            let decoded = percent_encoding::percent_decode_str(encoded)
+                .decode_utf8()
+                .unwrap();
+            assert!(
+                !decoded.contains('/') && !decoded.contains('\\') && !decoded.contains('\n'),
+                "{decoded}"
+            );
+            assert!(decoded.ends_with(".csv"), "{decoded}");
+            if name.starts_with("Résumé") {
+                assert_eq!(decoded, "Résumé 日本語 отчёт.csv");
+            }
+        }
+        app.stop().await;
+    }
 }
