@@ -1,6 +1,7 @@
 //! Ferry's integration tests: one binary, real PostgreSQL, real S3-compatible storage, the real
 //! HTTP API on a random port. Run them with `scripts/test`, which provides both services.
 
+mod auth;
 mod catalogue;
 mod exports;
 mod faults;
