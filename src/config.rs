@@ -215,6 +215,49 @@ pub struct AuthSettings {
     pub mode: AuthMode,
     /// Keys for `api_keys` mode.
     pub api_keys: Vec<ApiKey>,
+    /// How JWTs are verified in `jwt` mode.
+    pub jwt: JwtSettings,
+    /// Allow `none` mode on an address other than loopback: anyone who reaches it is tenant
+    /// `default`.
+    pub allow_insecure_none: bool,
+}
+
+/// `[auth.jwt]`: how bearer JWTs are verified and read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSettings {
+    /// Shared secret of HS256 tokens (at least 32 bytes).
+    pub hs256_secret: Option<Secret>,
+    /// PEM public keys; an RSA key verifies RS256 tokens, a P-256 EC key ES256 tokens.
+    pub public_keys: Vec<String>,
+    /// Required `iss` of every token, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` of every token, when set.
+    pub audience: Option<String>,
+    /// The claim naming the caller's tenant.
+    pub tenant_claim: String,
+    /// The claim naming the caller (subject).
+    pub subject_claim: String,
+    /// The claim holding scopes: a space-separated string or an array of strings.
+    pub scope_claim: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            public_keys: Vec::new(),
+            issuer: None,
+            audience: None,
+            tenant_claim: "tenant".to_owned(),
+            subject_claim: "sub".to_owned(),
+            scope_claim: "scope".to_owned(),
+            leeway: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One API key and who it stands for.
@@ -417,13 +460,7 @@ impl Settings {
         if self.workers.lease < Duration::from_secs(1) {
             problems.push("workers.lease must be at least 1s".to_owned());
         }
-        if self.auth.mode == AuthMode::Jwt {
-            problems.push("auth.mode = \"jwt\" is not available in this version yet".to_owned());
-        }
-        if self.auth.mode == AuthMode::ApiKeys && self.auth.api_keys.is_empty() {
-            problems
-                .push("auth.mode = \"api_keys\" needs at least one [[auth.api_keys]]".to_owned());
-        }
+        problems.extend(self.auth_problems());
         for (name, connection) in &self.connections {
             let url = connection.url.expose();
             if !is_postgres(url) && !url.starts_with("sqlite:") {
@@ -445,6 +482,29 @@ impl Settings {
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+
+    /// What is wrong with `[auth]`. Whether the public keys parse is checked where they are
+    /// parsed, by [`crate::auth::Authenticator::new`] at start-up.
+    fn auth_problems(&self) -> Vec<String> {
+        let auth = &self.auth;
+        let mut problems = Vec::new();
+        match auth.mode {
+            AuthMode::None if !self.listen.ip().is_loopback() && !auth.allow_insecure_none => {
+                problems.push(format!(
+                    "auth.mode = \"none\" serves everyone as tenant `default`, so it only listens \
+                     on a loopback address, and listen = {} is not one: use api_keys or jwt, or set \
+                     auth.allow_insecure_none = true if something in front of Ferry authenticates",
+                    self.listen
+                ));
+            }
+            AuthMode::None => {}
+            AuthMode::ApiKeys if auth.api_keys.is_empty() => problems
+                .push("auth.mode = \"api_keys\" needs at least one [[auth.api_keys]]".to_owned()),
+            AuthMode::ApiKeys => {}
+            AuthMode::Jwt => problems.extend(jwt_problems(&auth.jwt)),
+        }
+        problems
     }
 
     /// A data connection by name, including the embedded `local` one.
@@ -484,6 +544,35 @@ impl Settings {
             None => format!("http://{}", self.listen),
         }
     }
+}
+
+/// The shortest HS256 secret accepted: the hash's output size (RFC 7518 §3.2).
+const MIN_HS256_SECRET: usize = 32;
+
+/// What is wrong with `[auth.jwt]` in `jwt` mode.
+fn jwt_problems(jwt: &JwtSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    match &jwt.hs256_secret {
+        None if jwt.public_keys.is_empty() => problems.push(
+            "auth.mode = \"jwt\" needs auth.jwt.hs256_secret or at least one auth.jwt.public_keys"
+                .to_owned(),
+        ),
+        Some(secret) if secret.expose().len() < MIN_HS256_SECRET => problems.push(format!(
+            "auth.jwt.hs256_secret must be at least {MIN_HS256_SECRET} bytes"
+        )),
+        _ => {}
+    }
+    let names = [
+        ("tenant_claim", &jwt.tenant_claim),
+        ("subject_claim", &jwt.subject_claim),
+        ("scope_claim", &jwt.scope_claim),
+    ];
+    for (key, name) in names {
+        if name.trim().is_empty() {
+            problems.push(format!("auth.jwt.{key} must not be empty"));
+        }
+    }
+    problems
 }
 
 /// Whether a URL names a PostgreSQL database.
@@ -538,6 +627,86 @@ mod tests {
         assert!(unknown.is_err());
         let bad = Settings::load(None, env(&[("FERRY_STORAGE__LINK_TTL", "30d")])).unwrap_err();
         assert!(bad.to_string().contains("link_ttl"), "{bad}");
+    }
+
+    fn problems(settings: &Settings) -> String {
+        settings
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn none_mode_on_a_public_address_is_refused_with_the_way_out() {
+        let settings = Settings::load(None, env(&[("FERRY_LISTEN", "0.0.0.0:8080")]));
+        let message = settings.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("loopback"), "{message}");
+        assert!(
+            message.contains("auth.allow_insecure_none = true"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn none_mode_on_loopback_or_when_explicitly_allowed_starts() {
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            assert!(Settings::load(None, env(&[("FERRY_LISTEN", listen)])).is_ok());
+        }
+        let allowed = env(&[
+            ("FERRY_LISTEN", "0.0.0.0:8080"),
+            ("FERRY_AUTH__ALLOW_INSECURE_NONE", "true"),
+        ]);
+        assert!(Settings::load(None, allowed).is_ok());
+    }
+
+    #[test]
+    fn other_modes_may_listen_on_any_address() {
+        let mut settings = Settings {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..Settings::default()
+        };
+        settings.auth.mode = AuthMode::Jwt;
+        settings.auth.jwt.hs256_secret = Some(Secret::new("x".repeat(32)));
+        assert_eq!(problems(&settings), "");
+    }
+
+    #[test]
+    fn jwt_mode_needs_a_secret_or_a_key() {
+        let settings = Settings::load(None, env(&[("FERRY_AUTH__MODE", "jwt")]));
+        let message = settings.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("auth.jwt.hs256_secret or at least one"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn jwt_settings_read_from_toml_with_defaults_for_the_rest() {
+        let mut file = tempfile();
+        writeln!(file.1, "[auth]\nmode = \"jwt\"\n[auth.jwt]\npublic_keys = [\"PEM\"]\nscope_claim = \"scp\"\nleeway = \"1m\"").unwrap();
+        let settings = Settings::load(Some(&file.0), env(&[])).unwrap();
+        let jwt = &settings.auth.jwt;
+        assert_eq!(jwt.public_keys, vec!["PEM".to_owned()]);
+        assert_eq!(
+            (jwt.scope_claim.as_str(), jwt.leeway),
+            ("scp", Duration::from_secs(60))
+        );
+        assert_eq!(
+            (jwt.tenant_claim.as_str(), jwt.subject_claim.as_str()),
+            ("tenant", "sub")
+        );
+    }
+
+    #[test]
+    fn a_short_hs256_secret_or_an_empty_claim_name_is_refused() {
+        let mut settings = Settings::default();
+        settings.auth.mode = AuthMode::Jwt;
+        settings.auth.jwt.hs256_secret = Some(Secret::new("short"));
+        settings.auth.jwt.tenant_claim = String::new();
+        let message = problems(&settings);
+        assert!(message.contains("at least 32 bytes"), "{message}");
+        assert!(message.contains("auth.jwt.tenant_claim"), "{message}");
     }
 
     fn tempfile() -> (PathBuf, std::fs::File) {

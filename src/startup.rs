@@ -37,12 +37,14 @@ pub struct Application {
     store: Store,
     storage: Storage,
     webhooks: WebhookHandler,
+    auth: Authenticator,
     listener: Option<TcpListener>,
 }
 
 impl Application {
     /// Connects to everything and binds the listen address (for `Serve`).
     pub async fn build(mut settings: Settings, role: Role) -> anyhow::Result<Self> {
+        let auth = Authenticator::new(&settings.auth).context("invalid [auth] configuration")?;
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -76,6 +78,7 @@ impl Application {
             store,
             storage,
             webhooks,
+            auth,
             listener,
         })
     }
@@ -143,7 +146,7 @@ impl Application {
                 settings: settings.clone(),
                 store: self.store.clone(),
                 storage: self.storage.clone(),
-                auth: Authenticator::new(&settings.auth),
+                auth: self.auth,
             };
             tracing::info!(address = %listener.local_addr()?, "Ferry is listening");
             let stop = shutdown.clone();

@@ -1,13 +1,16 @@
 //! Who is calling: a bearer token becomes a tenant, a subject and scopes.
 //!
-//! Modes: `none` (the embedded default: tenant `default`, subject `anonymous`) and `api_keys`
-//! (keys from configuration). JWT is refused at start-up until it is built.
+//! Modes: `none` (the embedded default: tenant `default`, subject `anonymous`), `api_keys`
+//! (keys from configuration) and `jwt` (signed tokens, see [`jwt`]).
+
+pub mod jwt;
 
 use crate::api::error::ApiError;
 use crate::config::{AuthMode, AuthSettings};
 use crate::domain::Job;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use jwt::{JwtVerifier, KeyError};
 use sha2::{Digest, Sha256};
 
 /// The caller of a request.
@@ -34,58 +37,75 @@ impl Caller {
 /// Turns request headers into a [`Caller`].
 #[derive(Debug, Clone)]
 pub struct Authenticator {
-    mode: AuthMode,
+    scheme: Scheme,
+}
+
+/// The configured mode with what it needs to check a token.
+#[derive(Debug, Clone)]
+enum Scheme {
+    None,
     /// (sha256 of key, caller): comparing digests keeps the comparison independent of where
     /// a guessed key first differs.
-    keys: Vec<([u8; 32], Caller)>,
+    ApiKeys(Vec<([u8; 32], Caller)>),
+    Jwt(Box<JwtVerifier>),
 }
 
 impl Authenticator {
-    /// Builds the authenticator of the configured mode.
-    pub fn new(settings: &AuthSettings) -> Self {
-        let keys = settings
-            .api_keys
-            .iter()
-            .map(|k| {
-                let caller = Caller {
-                    tenant: k.tenant.clone(),
-                    subject: k.subject.clone(),
-                    scopes: k.scopes.clone(),
-                };
-                (digest(k.key.expose()), caller)
-            })
-            .collect();
-        Self {
-            mode: settings.mode,
-            keys,
-        }
+    /// Builds the authenticator of the configured mode; fails on a JWT key that does not parse.
+    pub fn new(settings: &AuthSettings) -> Result<Self, KeyError> {
+        let scheme = match settings.mode {
+            AuthMode::None => Scheme::None,
+            AuthMode::ApiKeys => Scheme::ApiKeys(api_keys(settings)),
+            AuthMode::Jwt => Scheme::Jwt(Box::new(JwtVerifier::new(&settings.jwt)?)),
+        };
+        Ok(Self { scheme })
     }
 
     /// The caller of a request with these headers.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        match self.mode {
-            AuthMode::None => Ok(Caller {
+        match &self.scheme {
+            Scheme::None => Ok(Caller {
                 tenant: "default".into(),
                 subject: "anonymous".into(),
                 scopes: vec![],
             }),
-            AuthMode::ApiKeys | AuthMode::Jwt => {
-                let token = bearer(headers).ok_or_else(|| {
-                    ApiError::Unauthorized("send Authorization: Bearer <key>".into())
-                })?;
-                let wanted = digest(token);
-                self.keys
-                    .iter()
-                    .find(|(key, _)| key == &wanted)
-                    .map(|(_, caller)| caller.clone())
-                    .ok_or_else(|| ApiError::Unauthorized("the bearer token is not valid".into()))
-            }
+            Scheme::ApiKeys(keys) => api_key(keys, bearer_token(headers)?),
+            Scheme::Jwt(verifier) => verifier.verify(bearer_token(headers)?),
         }
     }
 }
 
+fn api_keys(settings: &AuthSettings) -> Vec<([u8; 32], Caller)> {
+    settings
+        .api_keys
+        .iter()
+        .map(|k| {
+            let caller = Caller {
+                tenant: k.tenant.clone(),
+                subject: k.subject.clone(),
+                scopes: k.scopes.clone(),
+            };
+            (digest(k.key.expose()), caller)
+        })
+        .collect()
+}
+
+fn api_key(keys: &[([u8; 32], Caller)], token: &str) -> Result<Caller, ApiError> {
+    let wanted = digest(token);
+    keys.iter()
+        .find(|(key, _)| key == &wanted)
+        .map(|(_, caller)| caller.clone())
+        .ok_or_else(|| ApiError::Unauthorized("the bearer token is not valid".into()))
+}
+
 fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    bearer(headers)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -106,5 +126,36 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = <Authenticator as axum::extract::FromRef<S>>::from_ref(state);
         auth.authenticate(&parts.headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn jwt_mode_without_a_bearer_token_is_unauthorized() {
+        let mut settings = AuthSettings {
+            mode: AuthMode::Jwt,
+            ..AuthSettings::default()
+        };
+        settings.jwt.hs256_secret = Some(Secret::new("x".repeat(32)));
+        let auth = Authenticator::new(&settings).expect("an authenticator");
+        let result = auth.authenticate(&HeaderMap::new());
+        assert!(
+            matches!(result, Err(ApiError::Unauthorized(_))),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_jwt_key_stops_the_authenticator_from_being_built() {
+        let mut settings = AuthSettings {
+            mode: AuthMode::Jwt,
+            ..AuthSettings::default()
+        };
+        settings.jwt.public_keys = vec!["not a key".into()];
+        assert!(Authenticator::new(&settings).is_err());
     }
 }

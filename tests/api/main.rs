@@ -2,6 +2,7 @@
 //! HTTP API on a random port. Run them with `scripts/test`, which provides both services.
 
 mod access;
+mod auth;
 mod catalogue;
 mod exports;
 mod faults;
