@@ -170,6 +170,13 @@ pub fn inline(query: &str, params: &[Param]) -> Result<String, ParamError> {
                             .and_then(|n| params.get(n))
                             .ok_or_else(|| bad("source.params", format!("the query uses ${number} but {} parameter(s) were given", params.len())))?;
                             out.push_str(&query[copied..i]);
+                            // `E$1` must not become an escape string `E'…'` (in which a
+                            // backslash could end the literal): keep it apart from a word.
+                            if out.ends_with(|c: char| {
+                                c.is_alphanumeric() || matches!(c, '_' | '$' | '&')
+                            }) {
+                                out.push(' ');
+                            }
                             out.push_str(&literal(param));
                             copied = i + 1 + digits;
                         }
@@ -219,6 +226,16 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT '$1', \"$1\", 'O''Brien' -- $2\n, (-5) /* $1 */, $$ $1 $$, $tag$ $2 $tag$ FROM t WHERE a = 'O''Brien'"
+        );
+    }
+
+    #[test]
+    fn a_literal_never_joins_the_word_before_it() {
+        let params = [Param::Text("\\' OR 1=1 --".into(), None)];
+        let sql = inline("SELECT E$1, U&$1, x$1", &params).unwrap();
+        assert_eq!(
+            sql,
+            "SELECT E '\\'' OR 1=1 --', U& '\\'' OR 1=1 --', x '\\'' OR 1=1 --'"
         );
     }
 
