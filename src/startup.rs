@@ -39,7 +39,11 @@ pub struct Application {
     webhooks: WebhookHandler,
     auth: Authenticator,
     listener: Option<TcpListener>,
+    wrap_api: Option<WrapApi>,
 }
+
+/// A function that wraps the API router, e.g. in extra middleware.
+type WrapApi = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
 
 impl Application {
     /// Connects to everything and binds the listen address (for `Serve`).
@@ -80,7 +84,18 @@ impl Application {
             webhooks,
             auth,
             listener,
+            wrap_api: None,
         })
+    }
+
+    /// Wraps the API router before it serves: extra middleware of an embedding program (the
+    /// integration tests check every answer against the OpenAPI document this way).
+    pub fn wrap_api(
+        mut self,
+        wrap: impl FnOnce(axum::Router) -> axum::Router + Send + 'static,
+    ) -> Self {
+        self.wrap_api = Some(Box::new(wrap));
+        self
     }
 
     /// The address the API listens on (useful with port 0).
@@ -150,7 +165,11 @@ impl Application {
             };
             tracing::info!(address = %listener.local_addr()?, "Ferry is listening");
             let stop = shutdown.clone();
-            axum::serve(listener, api::router(state))
+            let mut router = api::router(state);
+            if let Some(wrap) = self.wrap_api {
+                router = wrap(router);
+            }
+            axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
                 .context("the HTTP server failed")?;

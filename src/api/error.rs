@@ -41,16 +41,36 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An error answer (RFC 9457 `application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: `code` says what happened.
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [FieldError],
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened, for a human.
+    pub detail: String,
+    /// A stable snake_case code, e.g. `invalid_request`, `not_found`.
+    pub code: String,
+    /// The fields at fault (`422 invalid_request` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &str, title: &str, detail: String) -> Self {
+        Self {
+            kind: "about:blank".to_owned(),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            errors: Vec::new(),
+        }
+    }
 }
 
 impl ApiError {
@@ -106,14 +126,7 @@ impl ApiError {
 /// A problem+json response for a status and code that do not come from an [`ApiError`]
 /// (e.g. a refused signed link).
 pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
-    let body = Problem {
-        kind: "about:blank",
-        title,
-        status: status.as_u16(),
-        detail: detail.to_owned(),
-        code,
-        errors: &[],
-    };
+    let body = Problem::new(status, code, title, detail.to_owned());
     with_problem_type(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
@@ -137,17 +150,12 @@ impl IntoResponse for ApiError {
             );
         }
         let errors = match &self {
-            Self::Invalid(invalid) => invalid.0.as_slice(),
-            _ => &[],
+            Self::Invalid(invalid) => invalid.0.clone(),
+            _ => Vec::new(),
         };
-        let detail = self.to_string();
         let body = Problem {
-            kind: "about:blank",
-            title,
-            status: status.as_u16(),
-            detail,
-            code,
             errors,
+            ..Problem::new(status, code, title, self.to_string())
         };
         let mut response = with_problem_type(status, serde_json::to_vec(&body).unwrap_or_default());
         if status == StatusCode::TOO_MANY_REQUESTS {

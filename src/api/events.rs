@@ -65,7 +65,7 @@ impl Cursor {
                     Event::default()
                         .id(stored.seq.to_string())
                         .event(stored.kind.as_str())
-                        .data(data.to_string()),
+                        .data(serde_json::to_string(&data).unwrap_or_default()),
                 );
             }
             match self.state.store.events_since(self.id, self.after).await {

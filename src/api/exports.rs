@@ -1,41 +1,75 @@
 //! `/v1/exports`: create, list, read, follow, download, cancel, retry, delete.
 
 use super::AppState;
-use super::error::{ApiError, parse_json};
+use super::error::{ApiError, Params, parse_json};
 use super::events;
-use super::jobs;
-use super::view::{download_link, render};
+use super::jobs::{self, JobPath, ListParams};
+use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
+use super::view::{JobList, JobView, download_link, render};
 use crate::auth::Caller;
 use crate::domain::{ExportRequest, Invalid, JobId, JobKind, JobState};
 use crate::jobs::sources::{check, resolve};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The export routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/exports",
-            post(create).get(|s, c, q| jobs::list(JobKind::Export, s, c, q)),
-        )
-        .route("/v1/exports/{id}/download", get(download))
-        .merge(jobs::routes(JobKind::Export))
+/// The export routes, each documented by its handler.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, delete))
+        .routes(routes!(events))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(download))
 }
 
+/// Starts an export.
+///
+/// Answers at once with the queued job (`202`), or with the job an earlier request with the same
+/// `Idempotency-Key` made (`200`). With `Accept: text/event-stream` the answer is the job's event
+/// stream instead.
+#[utoipa::path(
+    post,
+    path = "/v1/exports",
+    operation_id = "create_export",
+    tag = "exports",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request safe for 24 hours (1 to 255 visible ASCII characters)"),
+    ),
+    request_body = ExportRequest,
+    responses(
+        (status = 202, description = "The export is queued", body = JobView,
+            headers(("Location" = String, description = "The job's URL"))),
+        (status = 200, description = "The job an earlier request with this Idempotency-Key made; \
+            or, with `Accept: text/event-stream`, the new job's event stream",
+            content((JobView = "application/json"), (String = "text/event-stream")),
+            headers(("Location" = String, description = "The job's URL (JSON answers)"))),
+        Rejected, Unauthorized, TooLarge, TooBusy, Unavailable,
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge("the request body is too large".into())
+        } else {
+            ApiError::Malformed(rejection.body_text())
+        }
+    })?;
     let request: ExportRequest = parse_json(&body)?;
     super::limits::admit(&state, &caller).await?;
     let today = time::OffsetDateTime::now_utc().date().to_string();
@@ -107,10 +141,23 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
+/// Redirects to a fresh signed link to the file of a succeeded export.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}/download",
+    operation_id = "download_export",
+    tag = "exports",
+    params(JobPath),
+    responses(
+        (status = 303, description = "The file is at the signed link in `Location`",
+            headers(("Location" = String, description = "A signed link to the file"))),
+        Conflict, NotFound, Unauthorized, Unavailable,
+    )
+)]
 async fn download(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
 ) -> Result<Response, ApiError> {
     let job = jobs::visible(&state, &caller, JobKind::Export, &id).await?;
     let result = match (&job.state, &job.result) {
@@ -126,4 +173,129 @@ async fn download(
         .await
         .map_err(ApiError::Internal)?;
     Ok(Redirect::to(&url).into_response())
+}
+
+/// Lists the caller's exports, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/exports",
+    operation_id = "list_exports",
+    tag = "exports",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of exports", body = JobList),
+        Rejected, Unauthorized, Unavailable,
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(params): Params<ListParams>,
+) -> Result<Json<JobList>, ApiError> {
+    jobs::list(JobKind::Export, &state, &caller, params).await
+}
+
+/// Reads an export; a succeeded one carries a fresh download link.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}",
+    operation_id = "get_export",
+    tag = "exports",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The export", body = JobView),
+        NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<Json<JobView>, ApiError> {
+    jobs::read(JobKind::Export, state, caller, id).await
+}
+
+/// Deletes an export and its file (cancelling it first if it runs).
+#[utoipa::path(
+    delete,
+    path = "/v1/exports/{id}",
+    operation_id = "delete_export",
+    tag = "exports",
+    params(JobPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<StatusCode, ApiError> {
+    jobs::delete(JobKind::Export, state, caller, id).await
+}
+
+/// Follows an export: Server-Sent Events `state`, `progress` and a final `done`, each with the
+/// job as data and its sequence number as id (send `Last-Event-ID` to resume).
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}/events",
+    operation_id = "export_events",
+    tag = "exports",
+    params(
+        JobPath,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    jobs::follow(JobKind::Export, state, caller, id, headers).await
+}
+
+/// Cancels an export: at once if it waits, within a second if it runs.
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/cancel",
+    operation_id = "cancel_export",
+    tag = "exports",
+    params(JobPath),
+    responses(
+        (status = 202, description = "Cancelled, or asked to stop", body = JobView),
+        Conflict, NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<Response, ApiError> {
+    jobs::cancel(JobKind::Export, state, caller, id).await
+}
+
+/// Runs a failed or cancelled export again.
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/retry",
+    operation_id = "retry_export",
+    tag = "exports",
+    params(JobPath),
+    responses(
+        (status = 202, description = "Queued again", body = JobView),
+        Conflict, NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<Response, ApiError> {
+    jobs::retry(JobKind::Export, state, caller, id).await
 }

@@ -4,9 +4,10 @@
 //! the job is queued once it is stored. Plus the rejects report.
 
 use super::AppState;
-use super::error::{ApiError, Params, parse_json, problem};
-use super::jobs::{self, visible};
-use super::view::render;
+use super::error::{ApiError, Params, Problem, parse_json, problem};
+use super::jobs::{self, JobPath, ListParams, visible};
+use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
+use super::view::{JobList, JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
 use crate::domain::import::{Compression, FileFormat, Mode, Target};
 use crate::domain::{ImportRequest, Invalid, JobId, JobKind, JobState, Progress};
@@ -14,45 +15,67 @@ use crate::jobs::import::prepare::{PrepareError, prepare};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
 use crate::storage::{StorageError, import_key};
-use axum::Router;
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-/// The import routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/imports",
-            post(create)
-                .get(|s, c, q| jobs::list(JobKind::Import, s, c, q))
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/imports/{id}/rejects", get(rejects))
-        .route("/v1/imports/{id}/start", post(start))
-        .merge(jobs::routes(JobKind::Import))
+/// The import routes, each documented by its handler.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(read, delete))
+        .routes(routes!(events))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(rejects))
+        .routes(routes!(start))
 }
 
-/// The spec of a raw-body upload, in the query string.
-#[derive(Debug, Deserialize)]
+/// The multipart form of an import: the spec first, then the file.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the form is read part by part, never whole
+struct ImportForm {
+    /// The import spec, as JSON.
+    spec: ImportRequest,
+    /// The CSV file (gzip allowed).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The spec of a raw-body upload, in the query string (the fields of the JSON spec of the same
+/// name; only with a raw body).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RawParams {
+    /// The data connection (may be left out when exactly one is configured).
     connection: Option<String>,
+    /// The target table (required with a raw body).
     table: Option<String>,
+    /// `append` (default), `replace` or `upsert`.
     #[serde(default)]
+    #[param(value_type = Option<Mode>)]
     mode: Mode,
     /// Comma-separated key columns of an upsert.
     key: Option<String>,
+    /// An http(s) URL to notify when the import ends.
     callback_url: Option<String>,
+    /// The job's name.
     name: Option<String>,
+    /// The field delimiter, one ASCII character.
     delimiter: Option<String>,
+    /// The quote character, one ASCII character.
     quote: Option<String>,
+    /// Whether the first line names the columns (default true).
     header: Option<bool>,
+    /// More rejected rows than this fail the import.
     max_errors: Option<u64>,
 }
 
@@ -96,6 +119,33 @@ impl RawParams {
     }
 }
 
+/// Uploads a file to import, or creates a direct upload.
+///
+/// Three ways: `multipart/form-data` with a `spec` part, then a `file` part; the raw file as the
+/// body with the spec in the query string (`Content-Encoding: gzip` honoured); or a JSON spec with
+/// `"upload": "direct"`, answered with a signed `PUT` link (then call `start`). The spec is
+/// checked against the target table before a byte is stored; the job is queued once the file is
+/// stored.
+#[utoipa::path(
+    post,
+    path = "/v1/imports",
+    operation_id = "create_import",
+    tag = "imports",
+    params(RawParams),
+    request_body(content(
+        (ImportForm = "multipart/form-data"),
+        (ImportRequest = "application/json"),
+        (Vec<u8> = "text/csv"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 202, description = "The file is stored and the import queued", body = JobView,
+            headers(("Location" = String, description = "The job's URL"))),
+        (status = 201, description = "A direct upload: put the file at `upload.url`, then call `start`", body = JobView,
+            headers(("Location" = String, description = "The job's URL"))),
+        Rejected, Unauthorized, TooLarge, TooBusy, Unavailable,
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -344,11 +394,12 @@ async fn direct(
     )
     .await?;
     let mut body = render(state, &job).await;
-    let expires = expires_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    body["upload"] =
-        serde_json::json!({"url": url, "method": "PUT", "headers": {}, "expires_at": expires});
+    body.upload = Some(UploadLink {
+        url,
+        method: "PUT".to_owned(),
+        headers: BTreeMap::new(),
+        expires_at: timestamp(expires_at),
+    });
     let location = format!("/v1/imports/{}", job.id);
     Ok((
         StatusCode::CREATED,
@@ -358,11 +409,22 @@ async fn direct(
         .into_response())
 }
 
-/// `POST /v1/imports/{id}/start`: the file is in storage; queue the import.
+/// Queues a direct upload once its file is in storage.
+#[utoipa::path(
+    post,
+    path = "/v1/imports/{id}/start",
+    operation_id = "start_import",
+    tag = "imports",
+    params(JobPath),
+    responses(
+        (status = 202, description = "The import is queued", body = JobView),
+        Conflict, NotFound, TooLarge, Unauthorized, Unavailable,
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
 ) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, JobKind::Import, &id).await?;
     if job.state != JobState::AwaitingUpload {
@@ -435,10 +497,25 @@ fn prepare_error(error: PrepareError) -> ApiError {
     }
 }
 
+/// The rejects report of an import: the rejected rows as CSV, with the file's header plus
+/// `_line`, `_errors` and `_raw`. Fix the rows in it and upload it again.
+#[utoipa::path(
+    get,
+    path = "/v1/imports/{id}/rejects",
+    operation_id = "import_rejects",
+    tag = "imports",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The report", content_type = "text/csv", body = String),
+        (status = 404, description = "No such import, or no rejected rows (`no_rejects`)",
+            content_type = "application/problem+json", body = Problem),
+        Unauthorized, Unavailable,
+    )
+)]
 async fn rejects(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
 ) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, JobKind::Import, &id).await?;
     match state
@@ -462,4 +539,129 @@ async fn rejects(
         )),
         Err(error) => Err(unavailable(error)),
     }
+}
+
+/// Lists the caller's imports, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/imports",
+    operation_id = "list_imports",
+    tag = "imports",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of imports", body = JobList),
+        Rejected, Unauthorized, Unavailable,
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(params): Params<ListParams>,
+) -> Result<Json<JobList>, ApiError> {
+    jobs::list(JobKind::Import, &state, &caller, params).await
+}
+
+/// Reads an import.
+#[utoipa::path(
+    get,
+    path = "/v1/imports/{id}",
+    operation_id = "get_import",
+    tag = "imports",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The import", body = JobView),
+        NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<Json<JobView>, ApiError> {
+    jobs::read(JobKind::Import, state, caller, id).await
+}
+
+/// Deletes an import and its files (cancelling it first if it runs).
+#[utoipa::path(
+    delete,
+    path = "/v1/imports/{id}",
+    operation_id = "delete_import",
+    tag = "imports",
+    params(JobPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<StatusCode, ApiError> {
+    jobs::delete(JobKind::Import, state, caller, id).await
+}
+
+/// Follows an import: Server-Sent Events `state`, `progress` and a final `done`, each with the
+/// job as data and its sequence number as id (send `Last-Event-ID` to resume).
+#[utoipa::path(
+    get,
+    path = "/v1/imports/{id}/events",
+    operation_id = "import_events",
+    tag = "imports",
+    params(
+        JobPath,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    jobs::follow(JobKind::Import, state, caller, id, headers).await
+}
+
+/// Cancels an import: at once if it waits, within a second if it loads (rolled back).
+#[utoipa::path(
+    post,
+    path = "/v1/imports/{id}/cancel",
+    operation_id = "cancel_import",
+    tag = "imports",
+    params(JobPath),
+    responses(
+        (status = 202, description = "Cancelled, or asked to stop", body = JobView),
+        Conflict, NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<Response, ApiError> {
+    jobs::cancel(JobKind::Import, state, caller, id).await
+}
+
+/// Runs a failed or cancelled import again (its file is kept after a failure).
+#[utoipa::path(
+    post,
+    path = "/v1/imports/{id}/retry",
+    operation_id = "retry_import",
+    tag = "imports",
+    params(JobPath),
+    responses(
+        (status = 202, description = "Queued again", body = JobView),
+        Conflict, NotFound, Unauthorized, Unavailable,
+    )
+)]
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: JobPath,
+) -> Result<Response, ApiError> {
+    jobs::retry(JobKind::Import, state, caller, id).await
 }

@@ -1,44 +1,40 @@
 //! What every kind of job shares over HTTP: list, read, follow, cancel, retry, delete. The
-//! exports and imports resources mount these for their collection.
+//! exports and imports resources mount these for their collection, each with its own documented
+//! handlers.
 
 use super::AppState;
-use super::error::{ApiError, Params};
+use super::error::ApiError;
 use super::events;
-use super::view::{collection, render};
+use super::view::{JobList, JobView, render};
 use crate::auth::Caller;
 use crate::domain::{Invalid, Job, JobId, JobKind, JobState};
 use crate::queue::{CancelOutcome, ListQuery};
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// Largest page of a list.
 const MAX_LIMIT: u32 = 100;
 
-/// The per-job routes of `kind` (the collection's own `GET` and `POST` are the resource's).
-pub fn routes(kind: JobKind) -> Router<AppState> {
-    let base = collection(kind);
-    Router::new()
-        .route(
-            &format!("{base}/{{id}}"),
-            get(move |s, c, p| read(kind, s, c, p)).delete(move |s, c, p| delete(kind, s, c, p)),
-        )
-        .route(
-            &format!("{base}/{{id}}/events"),
-            get(move |s, c, p, h| follow(kind, s, c, p, h)),
-        )
-        .route(
-            &format!("{base}/{{id}}/cancel"),
-            post(move |s, c, p| cancel(kind, s, c, p)),
-        )
-        .route(
-            &format!("{base}/{{id}}/retry"),
-            post(move |s, c, p| retry(kind, s, c, p)),
-        )
+/// The `{id}` of a job's path. One that cannot be read names no job: `404`, like any other.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct JobPath(
+    /// The job's id.
+    pub String,
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|_| ApiError::NotFound)
+    }
 }
 
 /// The job of `kind` with this id, if the caller may see it; anything else is `404`.
@@ -57,21 +53,27 @@ pub async fn visible(
 }
 
 /// `?state=&limit=&cursor=` of a list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// The caller's jobs of `kind`, newest first.
 pub async fn list(
     kind: JobKind,
-    State(state): State<AppState>,
-    caller: Caller,
-    Params(params): Params<ListParams>,
-) -> Result<axum::Json<Value>, ApiError> {
+    state: &AppState,
+    caller: &Caller,
+    params: ListParams,
+) -> Result<axum::Json<JobList>, ApiError> {
     let wanted_state = params
         .state
         .as_deref()
@@ -105,28 +107,26 @@ pub async fn list(
         .flatten();
     let mut items = Vec::with_capacity(jobs.len());
     for job in &jobs {
-        items.push(render(&state, job).await);
+        items.push(render(state, job).await);
     }
-    Ok(axum::Json(
-        json!({"items": items, "next_cursor": next_cursor}),
-    ))
+    Ok(axum::Json(JobList { items, next_cursor }))
 }
 
-async fn read(
+pub async fn read(
     kind: JobKind,
-    State(state): State<AppState>,
+    state: AppState,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+    JobPath(id): JobPath,
+) -> Result<axum::Json<JobView>, ApiError> {
     let job = visible(&state, &caller, kind, &id).await?;
     Ok(axum::Json(render(&state, &job).await))
 }
 
-async fn follow(
+pub async fn follow(
     kind: JobKind,
-    State(state): State<AppState>,
+    state: AppState,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, kind, &id).await?;
@@ -138,11 +138,11 @@ async fn follow(
     Ok(events::stream(state, job.id, after).into_response())
 }
 
-async fn cancel(
+pub async fn cancel(
     kind: JobKind,
-    State(state): State<AppState>,
+    state: AppState,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
 ) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, kind, &id).await?;
     let job = match state.store.cancel(job.id).await? {
@@ -158,11 +158,11 @@ async fn cancel(
     Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
 }
 
-async fn retry(
+pub async fn retry(
     kind: JobKind,
-    State(state): State<AppState>,
+    state: AppState,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
 ) -> Result<Response, ApiError> {
     let job = visible(&state, &caller, kind, &id).await?;
     let retried = state.store.retry(job.id).await?;
@@ -175,11 +175,11 @@ async fn retry(
     Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
 }
 
-async fn delete(
+pub async fn delete(
     kind: JobKind,
-    State(state): State<AppState>,
+    state: AppState,
     caller: Caller,
-    Path(id): Path<String>,
+    JobPath(id): JobPath,
 ) -> Result<StatusCode, ApiError> {
     let job = visible(&state, &caller, kind, &id).await?;
     if job.state == JobState::Running {

@@ -8,16 +8,20 @@ pub mod health;
 pub mod imports;
 pub mod jobs;
 pub mod limits;
+pub mod openapi;
 pub mod view;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::queue::Store;
 use crate::storage::Storage;
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::{Extension, Router};
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -34,16 +38,35 @@ impl FromRef<AppState> for Authenticator {
     }
 }
 
-/// The whole API.
+/// The whole API. It serves its own OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let max_body = usize::try_from(state.settings.limits.max_body.as_u64()).unwrap_or(usize::MAX);
-    Router::new()
+    let storage = state.storage.clone();
+    let (router, document) = routes()
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+        .merge(crate::storage::routes().with_state(storage))
+        .split_for_parts();
+    let json = openapi::finish(document).to_json().unwrap_or_default();
+    router
+        .layer(Extension(openapi::Document(Arc::new(json))))
+        .fallback(|| async { error::ApiError::NotFound })
+        .layer(TraceLayer::new_for_http())
+}
+
+/// The API's routes (the signed-link routes of the local store aside), each registered with
+/// its documentation.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(exports::router())
         .merge(imports::router())
         .merge(health::router())
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state.clone())
-        .merge(crate::storage::router(state.storage.clone()))
-        .fallback(|| async { error::ApiError::NotFound })
-        .layer(TraceLayer::new_for_http())
+        .routes(routes!(openapi::document))
+}
+
+/// The OpenAPI document [`router`] serves, without starting anything.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = routes().into_openapi();
+    document.merge(crate::storage::routes().into_openapi());
+    openapi::finish(document)
 }

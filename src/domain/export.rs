@@ -13,7 +13,7 @@ const MAX_SHARES: usize = 100;
 
 /// `POST /v1/exports` as the client sends it. Unknown fields are refused so that a typo never
 /// silently changes what is exported.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// Optional; made from the source and the date otherwise.
@@ -36,7 +36,7 @@ pub struct ExportRequest {
 }
 
 /// The source of an export as the client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawSource {
     /// An arbitrary query on a connection that allows it.
@@ -61,8 +61,52 @@ pub enum RawSource {
 #[serde(transparent)]
 pub struct RawGenerateSource(pub Value);
 
+/// Documented as the generate source it must parse as (the fields of [`RawGenerate`] beside
+/// the enum's `type`; written by hand because the derived schema would forbid `type`).
+impl utoipa::PartialSchema for RawGenerateSource {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let count = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("rows", count("How many rows to make"))
+            .required("rows")
+            .property(
+                "seed",
+                count("The random seed: the same seed, the same rows"),
+            )
+            .property(
+                "columns",
+                ArrayBuilder::new()
+                    .items(utoipa::openapi::Ref::from_schema_name("RawColumn"))
+                    .description(Some("The columns, in order")),
+            )
+            .required("columns")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RawGenerateSource {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "RawColumn".to_owned(),
+            <super::generate::RawColumn as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}
+
 /// CSV options of an export.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvOptions {
     /// The field delimiter: one ASCII character.
@@ -82,7 +126,7 @@ fn yes() -> bool {
 }
 
 /// Notification targets of an export.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Notify {
     /// An http(s) URL to POST a signed event to when the job ends.

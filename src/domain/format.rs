@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// An export's file format: an encoding plus an optional compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Format {
     /// Comma-separated values (RFC 4180).
     #[default]

@@ -72,14 +72,16 @@ pub enum ColumnKind {
 }
 
 /// A column as the client sends it; [`parse`] checks it against its kind.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawColumn {
     name: String,
     kind: String,
     #[serde(default)]
+    #[schema(value_type = Option<f64>)]
     min: Option<serde_json::Number>,
     #[serde(default)]
+    #[schema(value_type = Option<f64>)]
     max: Option<serde_json::Number>,
     #[serde(default)]
     start: Option<String>,

@@ -12,7 +12,7 @@ pub const DEFAULT_MAX_ERRORS: u64 = 1000;
 pub const REPORT_COLUMNS: [&str; 3] = ["_line", "_errors", "_raw"];
 
 /// The import spec as the client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     /// Where the rows go.
@@ -28,6 +28,7 @@ pub struct ImportRequest {
     pub format: FileFormat,
     /// Extra rules per column (checked against the schema by the validator).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, crate::pipeline::validate::RuleSpec>)]
     pub columns: BTreeMap<String, Value>,
     /// File header → column; by default the same name, case-insensitively.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -54,7 +55,7 @@ fn default_max_errors() -> u64 {
 }
 
 /// The target table.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// A configured data connection; may be left out when exactly one is configured.
@@ -65,7 +66,7 @@ pub struct Target {
 }
 
 /// How rows are loaded.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Add the rows.
@@ -78,7 +79,7 @@ pub enum Mode {
 }
 
 /// Direct upload to object storage.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadMode {
     /// A signed `PUT` link, then `POST …/start`.
@@ -86,7 +87,7 @@ pub enum UploadMode {
 }
 
 /// How the file is read.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileFormat {
     /// Only `csv`.
@@ -118,7 +119,7 @@ impl Default for FileFormat {
 }
 
 /// Compression of the stored file.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// gzip if the file starts with gzip's magic bytes.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// One field of a request that is wrong, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// A dotted path into the request, e.g. `source.columns[2].kind`.
     pub field: String,

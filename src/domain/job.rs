@@ -39,7 +39,7 @@ impl fmt::Display for JobId {
 }
 
 /// What a job does; each kind has its own handler and its own API resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Streams a query result into a file in object storage.
@@ -79,7 +79,7 @@ impl FromStr for JobKind {
 pub struct UnknownName(pub String);
 
 /// The states of a job. Who moves a job out of each one is part of its documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// An import waiting for its file in object storage. Exits: `queued` when the client calls
@@ -158,7 +158,7 @@ impl fmt::Display for JobState {
 }
 
 /// Why a job failed, as shown to the client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// A stable snake_case code, e.g. `query_failed`.
     pub code: String,
@@ -169,7 +169,7 @@ pub struct JobError {
 }
 
 /// How far a running job has got. Counters only grow within one attempt.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Progress {
     /// Rows written (export) or read (import).

@@ -9,6 +9,7 @@ pub mod invalid;
 pub mod job;
 pub mod names;
 pub mod record;
+pub mod result;
 
 pub use export::{ExportRequest, ExportSpec, Source};
 pub use format::{Encoding, Format};
@@ -16,3 +17,4 @@ pub use import::{ImportRequest, ImportSpec};
 pub use invalid::{FieldError, Invalid};
 pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
 pub use record::Job;
+pub use result::{ExportResult, ExportedFile, ImportResult};

@@ -5,7 +5,7 @@
 use super::error::{from_pipeline, from_source, from_storage, invalid_spec};
 use super::sources::{open, resolve};
 use crate::config::Settings;
-use crate::domain::{ExportRequest, Job, names};
+use crate::domain::{ExportRequest, ExportResult, ExportedFile, Job, names};
 use crate::pipeline::codecs::EncoderOptions;
 use crate::pipeline::export::{ByteSink, Output, SinkError, run};
 use crate::queue::{Handler, JobContext, JobFailure};
@@ -107,17 +107,20 @@ impl Handler for ExportHandler {
         };
         let size = upload.finish().await.map_err(from_storage)?;
         tracing::info!(rows = written.rows, bytes = size, key = %key, "export file stored");
-        Ok(json!({
-            "file": {
-                "key": key.to_string(),
-                "format": spec.format.as_str(),
-                "size_bytes": size,
-                "rows": written.rows,
-                "sha256": written.sha256,
-                "content_type": spec.format.content_type(),
-                "filename": filename,
+        let result = ExportResult {
+            file: ExportedFile {
+                key: key.to_string(),
+                format: spec.format.as_str().to_owned(),
+                size_bytes: size,
+                rows: written.rows,
+                sha256: written.sha256,
+                content_type: spec.format.content_type().to_owned(),
+                filename,
             },
-        }))
+            download_url: None,
+            download_url_expires_at: None,
+        };
+        Ok(serde_json::to_value(result).unwrap_or(Value::Null))
     }
 }
 

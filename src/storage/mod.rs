@@ -22,7 +22,7 @@ pub use disposition::{content_disposition, safe_filename};
 pub use error::StorageError;
 pub use key::{ObjectKey, export_key, import_key};
 pub use links::MAX_LINK_TTL;
-pub use serve::router;
+pub use serve::{router, routes};
 pub use upload::Upload;
 
 use bytes::Bytes;

@@ -10,22 +10,42 @@
 use super::disposition::content_disposition;
 use super::links::{self, Grant, Refusal};
 use super::{Backend, Storage};
-use axum::Router;
+use crate::api::error::Problem;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use std::path::PathBuf;
 use time::OffsetDateTime;
 use tower_http::services::ServeFile;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes that serve local files by signed link; mount at the root of the public URL.
-pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> Router<S> {
-    Router::new()
-        .route("/files/{*key}", get(serve_file).put(receive_file))
-        .with_state(storage)
+pub fn router<S: Clone + Send + Sync + 'static>(storage: Storage) -> OpenApiRouter<S> {
+    routes().with_state(storage)
+}
+
+/// The same routes before they are given their store (for the OpenAPI document).
+pub fn routes() -> OpenApiRouter<Storage> {
+    OpenApiRouter::default().routes(routes!(serve_file, receive_file))
+}
+
+/// The query of a Ferry-signed link, exactly as Ferry wrote it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only: the signature covers the raw query, read as it is
+struct LinkQuery {
+    /// Unix time after which the link is refused.
+    expires: i64,
+    /// The name the file is downloaded as.
+    filename: String,
+    /// The `Content-Type` it is served with (or the upload marker of a `PUT` link).
+    #[param(rename = "type")]
+    kind: String,
+    /// HMAC-SHA256 of the rest, by Ferry's link-signing key.
+    sig: String,
 }
 
 /// The grant of a request's link, if it is genuine, current and of the right kind (an upload
@@ -76,7 +96,28 @@ fn granted(
     }
 }
 
-/// Checks the link, then streams the file.
+/// Downloads a file by a signed link (`Range`, `HEAD` and conditional requests supported).
+#[utoipa::path(
+    get,
+    path = "/files/{*key}",
+    operation_id = "download_file",
+    tag = "files",
+    security(()),
+    params(
+        ("key" = String, Path, description = "The object's key (may contain `/`)"),
+        LinkQuery,
+    ),
+    responses(
+        (status = 200, description = "The file, with the signed name in `Content-Disposition`",
+            content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "*/*", body = Vec<u8>),
+        (status = 403, description = "Tampered, incomplete or expired link (`invalid_link`, `link_expired`)",
+            content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "The file no longer exists, or files are not served here",
+            content_type = "application/problem+json", body = Problem),
+        (status = 500, description = "The file cannot be read", content_type = "application/problem+json", body = Problem),
+    )
+)]
 async fn serve_file(
     State(storage): State<Storage>,
     key: Result<Path<String>, PathRejection>,
@@ -98,6 +139,26 @@ async fn serve_file(
 
 /// Receives the body of a signed upload link (`PUT`) into the store, streamed and bounded by the
 /// largest upload allowed; a failed or oversized upload leaves nothing behind.
+#[utoipa::path(
+    put,
+    path = "/files/{*key}",
+    operation_id = "upload_file",
+    tag = "files",
+    security(()),
+    params(
+        ("key" = String, Path, description = "The object's key (may contain `/`)"),
+        LinkQuery,
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored"),
+        (status = 400, description = "The upload was interrupted", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "Tampered, incomplete or expired link", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "Files are not received here", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "Larger than the maximum upload", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "The store is not answering", content_type = "application/problem+json", body = Problem),
+    )
+)]
 async fn receive_file(
     State(storage): State<Storage>,
     key: Result<Path<String>, PathRejection>,

@@ -140,6 +140,8 @@ pub struct TestApp {
     pub s3_prefix: Option<String>,
     shutdown: tokio_util::sync::CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Checks every answer against the OpenAPI document.
+    pub checker: crate::conformance::Checker,
 }
 
 /// Settings for a test app of `shape`, before it starts.
@@ -199,9 +201,14 @@ pub async fn spawn_with(
     if std::env::var("FERRY_LOG").is_ok() {
         ferry::telemetry::init();
     }
+    let checker = crate::conformance::Checker::default();
     let app = ferry::startup::Application::build(settings.clone(), ferry::startup::Role::Serve)
         .await
-        .expect("build the app");
+        .expect("build the app")
+        .wrap_api({
+            let checker = checker.clone();
+            move |router| checker.wrap(router)
+        });
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -217,6 +224,7 @@ pub async fn spawn_with(
         s3_prefix,
         shutdown,
         task: Some(task),
+        checker,
     }
 }
 
@@ -357,5 +365,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
         let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+        let violations = self.checker.violations();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!("answers that break the OpenAPI document: {violations:#?}");
+        }
     }
 }

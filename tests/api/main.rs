@@ -4,10 +4,12 @@
 mod access;
 mod auth;
 mod catalogue;
+mod conformance;
 mod exports;
 mod faults;
 mod helpers;
 mod imports;
+mod openapi;
 mod queue;
 mod storage;
 mod webhooks;

@@ -60,7 +60,7 @@ impl Backend {
             ..Settings::default()
         };
         let storage = Storage::from_settings(&settings).unwrap();
-        let app = ferry::storage::router::<()>(storage.clone());
+        let app = axum::Router::from(ferry::storage::router::<()>(storage.clone()));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             storage,
@@ -554,7 +554,7 @@ async fn the_file_router_serves_nothing_when_files_are_in_s3() {
     let backend = Backend::s3();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = ferry::storage::router::<()>(backend.storage.clone());
+    let app = axum::Router::from(ferry::storage::router::<()>(backend.storage.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let url = format!("http://{addr}/files/exports/acme/1/x.csv?expires=1&sig=00");
@@ -586,9 +586,13 @@ async fn a_local_link_survives_a_restart_with_the_same_data_directory() {
         ..Settings::default()
     };
     let restarted = Storage::from_settings(&settings).unwrap();
-    tokio::spawn(
-        async move { axum::serve(listener, ferry::storage::router::<()>(restarted)).await },
-    );
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::from(ferry::storage::router::<()>(restarted)),
+        )
+        .await
+    });
     let old_port = url::Url::parse(&url).unwrap().port().unwrap();
     let moved = url.replace(&format!(":{old_port}/"), &format!(":{}/", addr.port()));
     let response = client().get(&moved).send().await.unwrap();

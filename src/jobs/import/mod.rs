@@ -9,7 +9,7 @@ pub mod rejects;
 
 use super::error::{from_source, from_storage, invalid_spec};
 use crate::config::Settings;
-use crate::domain::{ImportRequest, Job};
+use crate::domain::{ImportRequest, ImportResult, Job};
 use crate::pipeline::loaders::{self, LoadError, LoadPlan, postgres, sqlite};
 use crate::pipeline::sources::classify;
 use crate::queue::{Handler, JobContext, JobFailure};
@@ -17,7 +17,7 @@ use crate::storage::{Storage, StorageError, import_key};
 use futures::TryStreamExt;
 use prepare::{PrepareError, Prepared, TargetConn, connect, prepare};
 use produce::{Outputs, ReadSettings, produce};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -215,14 +215,15 @@ impl ImportHandler {
         rejected: u64,
         report: bool,
     ) -> Value {
-        json!({
-            "rows_inserted": rows,
-            "rows_rejected": rejected,
-            "rejects_url": report.then(|| format!("/v1/imports/{}/rejects", job.id)),
-            "table": prepared.table.table,
-            "connection": prepared.connection,
-            "bytes": job.progress.total_bytes,
-        })
+        let result = ImportResult {
+            rows_inserted: rows,
+            rows_rejected: rejected,
+            rejects_url: report.then(|| format!("/v1/imports/{}/rejects", job.id)),
+            table: prepared.table.table.clone(),
+            connection: prepared.connection.clone(),
+            bytes: job.progress.total_bytes,
+        };
+        serde_json::to_value(result).unwrap_or(Value::Null)
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 /// One column's entry in the import spec's `columns` object. Every rule is optional; unknown
 /// keys are refused so a typo (`"patern"`) is reported rather than ignored.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// strftime-style formats tried, in order, after ISO 8601 (date and time columns only):
@@ -19,8 +19,10 @@ pub struct RuleSpec {
     /// `true` rejects empty fields even where the column allows NULL.
     pub required: Option<bool>,
     /// The smallest value allowed, inclusive (number columns only).
+    #[schema(value_type = Option<f64>)]
     pub min: Option<serde_json::Number>,
     /// The largest value allowed, inclusive (number columns only).
+    #[schema(value_type = Option<f64>)]
     pub max: Option<serde_json::Number>,
 }
 

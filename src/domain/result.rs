@@ -1,0 +1,53 @@
+//! What a succeeded job produced, as stored in its record and shown to clients.
+
+use serde::{Deserialize, Serialize};
+
+/// The result of a succeeded export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExportResult {
+    /// The file written.
+    pub file: ExportedFile,
+    /// A fresh signed link to the file, added on every read of a succeeded export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    /// When `download_url` stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub download_url_expires_at: Option<String>,
+}
+
+/// The file of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExportedFile {
+    /// The object's key in the store.
+    pub key: String,
+    /// The format it is written in (`csv`, `csv.gz`, …).
+    pub format: String,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// SHA-256 of its bytes, in hex.
+    pub sha256: String,
+    /// The `Content-Type` it is served with.
+    pub content_type: String,
+    /// The name it is downloaded as.
+    pub filename: String,
+}
+
+/// The result of a succeeded import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportResult {
+    /// Rows loaded into the table.
+    pub rows_inserted: u64,
+    /// Rows refused, listed in the rejects report.
+    pub rows_rejected: u64,
+    /// The rejects report, when there are rejected rows.
+    pub rejects_url: Option<String>,
+    /// The target table.
+    pub table: String,
+    /// The data connection.
+    pub connection: String,
+    /// The size of the uploaded file.
+    pub bytes: Option<u64>,
+}
