@@ -49,7 +49,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = ExportRequest,
     responses(
         (status = 202, description = "The export is queued", body = JobView,
-            headers(("Location" = String, description = "The job's URL"))),
+            headers(("Location" = String, description = "The job's URL")),
+            links(
+                ("GetExport" = (operation_id = "get_export", parameters(("id" = "$response.body#/id")))),
+                ("FollowExport" = (operation_id = "export_events", parameters(("id" = "$response.body#/id")))),
+                ("CancelExport" = (operation_id = "cancel_export", parameters(("id" = "$response.body#/id")))),
+                ("RetryExport" = (operation_id = "retry_export", parameters(("id" = "$response.body#/id")))),
+                ("DownloadExport" = (operation_id = "download_export", parameters(("id" = "$response.body#/id")))),
+                ("DeleteExport" = (operation_id = "delete_export", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
         (status = 200, description = "The job an earlier request with this Idempotency-Key made; \
             or, with `Accept: text/event-stream`, the new job's event stream",
             content((JobView = "application/json"), (String = "text/event-stream")),

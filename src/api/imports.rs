@@ -140,9 +140,29 @@ impl RawParams {
     )),
     responses(
         (status = 202, description = "The file is stored and the import queued", body = JobView,
-            headers(("Location" = String, description = "The job's URL"))),
+            headers(("Location" = String, description = "The job's URL")),
+            links(
+                ("GetImport" = (operation_id = "get_import", parameters(("id" = "$response.body#/id")))),
+                ("FollowImport" = (operation_id = "import_events", parameters(("id" = "$response.body#/id")))),
+                ("StartImport" = (operation_id = "start_import", parameters(("id" = "$response.body#/id")))),
+                ("CancelImport" = (operation_id = "cancel_import", parameters(("id" = "$response.body#/id")))),
+                ("RetryImport" = (operation_id = "retry_import", parameters(("id" = "$response.body#/id")))),
+                ("ImportRejects" = (operation_id = "import_rejects", parameters(("id" = "$response.body#/id")))),
+                ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
         (status = 201, description = "A direct upload: put the file at `upload.url`, then call `start`", body = JobView,
-            headers(("Location" = String, description = "The job's URL"))),
+            headers(("Location" = String, description = "The job's URL")),
+            links(
+                ("GetImport" = (operation_id = "get_import", parameters(("id" = "$response.body#/id")))),
+                ("FollowImport" = (operation_id = "import_events", parameters(("id" = "$response.body#/id")))),
+                ("StartImport" = (operation_id = "start_import", parameters(("id" = "$response.body#/id")))),
+                ("CancelImport" = (operation_id = "cancel_import", parameters(("id" = "$response.body#/id")))),
+                ("RetryImport" = (operation_id = "retry_import", parameters(("id" = "$response.body#/id")))),
+                ("ImportRejects" = (operation_id = "import_rejects", parameters(("id" = "$response.body#/id")))),
+                ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
+            ),
+        ),
         Rejected, Unauthorized, TooLarge, TooBusy, Unavailable,
     )
 )]
