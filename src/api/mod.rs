@@ -8,6 +8,7 @@ pub mod health;
 pub mod imports;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -41,9 +42,11 @@ pub fn router(state: AppState) -> Router {
         .merge(exports::router())
         .merge(imports::router())
         .merge(health::router())
+        .merge(metrics::router())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state.clone())
         .merge(crate::storage::router(state.storage.clone()))
         .fallback(|| async { error::ApiError::NotFound })
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
 }
