@@ -8,6 +8,8 @@ mod exports;
 mod faults;
 mod helpers;
 mod imports;
+mod metrics;
+mod process;
 mod queue;
 mod storage;
 mod webhooks;
