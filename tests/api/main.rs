@@ -8,6 +8,7 @@ mod exports;
 mod faults;
 mod helpers;
 mod imports;
+mod logs;
 mod metrics;
 mod process;
 mod queue;
