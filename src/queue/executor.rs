@@ -134,9 +134,12 @@ async fn finish(
     let holder = Holder::Worker(worker.clone());
     match (stop, outcome) {
         (_, Ok(result)) => {
-            store
+            let held = store
                 .succeed(job.id, worker, progress, &result, settings.retention)
                 .await?;
+            if held.is_none() {
+                return Ok(lease_lost());
+            }
             tracing::info!(
                 rows = progress.rows,
                 bytes = progress.bytes,
@@ -145,16 +148,17 @@ async fn finish(
             Ok(AttemptOutcome::Succeeded)
         }
         (Some(Stop::Cancel), Err(_)) => {
-            store.finish_cancelled(job.id, worker).await?;
+            if store.finish_cancelled(job.id, worker).await?.is_none() {
+                return Ok(lease_lost());
+            }
             tracing::info!("job cancelled");
             Ok(AttemptOutcome::Cancelled)
         }
-        (Some(Stop::LeaseLost), Err(_)) => {
-            tracing::warn!("lease lost to another worker; leaving the job to it");
-            Ok(AttemptOutcome::LeaseLost)
-        }
+        (Some(Stop::LeaseLost), Err(_)) => Ok(lease_lost()),
         (Some(Stop::HandBack), Err(_)) => {
-            store.release(job.id, worker).await?;
+            if store.release(job.id, worker).await?.is_none() {
+                return Ok(lease_lost());
+            }
             tracing::info!("job handed back on shutdown");
             Ok(AttemptOutcome::HandedBack)
         }
@@ -194,10 +198,18 @@ pub async fn fail(
         OffsetDateTime::now_utc() + delay
     });
     tracing::warn!(code = %error.code, detail = %error.message, retry = retry_at.is_some(), "job attempt failed");
-    store.fail(job.id, holder, error, retry_at).await?;
+    if store.fail(job.id, holder, error, retry_at).await?.is_none() {
+        return Ok(lease_lost());
+    }
     Ok(if retry_at.is_some() {
         AttemptOutcome::Retried
     } else {
         AttemptOutcome::Failed
     })
+}
+
+/// The job is no longer this worker's: its outcome is the new holder's to record (and count).
+fn lease_lost() -> AttemptOutcome {
+    tracing::warn!("lease lost to another worker; leaving the job to it");
+    AttemptOutcome::LeaseLost
 }
