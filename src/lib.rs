@@ -12,6 +12,8 @@ pub mod config;
 pub mod domain;
 /// Job kinds: where the queue meets the pipeline.
 pub mod jobs;
+/// Prometheus metrics: the recorder, the series' names, recording functions.
+pub mod metrics;
 /// Notifications: webhooks (signing, SSRF guard, delivery).
 pub mod notify;
 /// Streaming stages: sources, codecs, the export pipeline.

@@ -48,6 +48,8 @@ type WrapApi = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
 impl Application {
     /// Connects to everything and binds the listen address (for `Serve`).
     pub async fn build(mut settings: Settings, role: Role) -> anyhow::Result<Self> {
+        // Installed before any work so that no request or job goes uncounted.
+        crate::metrics::handle();
         let auth = Authenticator::new(&settings.auth).context("invalid [auth] configuration")?;
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(

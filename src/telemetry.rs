@@ -11,7 +11,15 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().flatten_event(true).try_init()
+        // One object per line: the event's fields at the top level, the innermost span as
+        // `span` and every enclosing span, outermost first, as `spans`. A job's lines carry
+        // its `job` span (job.id, job.kind, tenant, attempt) there (docs/operations.md).
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -313,6 +313,7 @@ where
             }
         };
         size += chunk.len() as u64;
+        crate::metrics::uploaded(chunk.len());
         if size > max {
             break Some(ApiError::TooLarge(format!(
                 "the file is larger than the maximum upload of {}",

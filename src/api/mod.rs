@@ -8,6 +8,7 @@ pub mod health;
 pub mod imports;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod view;
 
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(Extension(openapi::Document(Arc::new(json))))
         .fallback(|| async { error::ApiError::NotFound })
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -61,6 +63,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(exports::router())
         .merge(imports::router())
         .merge(health::router())
+        .merge(metrics::router())
         .routes(routes!(openapi::document))
 }
 

@@ -20,6 +20,7 @@ use super::guard::{UrlError, check_url, resolve_allowed};
 use super::signing::{SecretError, WebhookSecret, headers};
 use crate::config::WebhookSettings;
 use crate::domain::{Job, JobKind, JobState};
+use crate::metrics::DeliveryOutcome;
 use crate::queue::{Handler, JobContext, JobFailure};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -115,14 +116,42 @@ impl WebhookHandler {
 impl Handler for WebhookHandler {
     async fn run(&self, job: Job, ctx: JobContext) -> Result<Value, JobFailure> {
         let attempt = tokio::time::timeout(self.timeout, self.deliver(&job.spec));
-        tokio::select! {
+        let outcome = tokio::select! {
             biased;
             () = ctx.stop.cancelled() => Err(JobFailure::Stopped),
             outcome = attempt => outcome.unwrap_or_else(|_| Err(JobFailure::retryable(
                 FAILED,
                 format!("no answer within {}", humantime::format_duration(self.timeout)),
             ))),
+        };
+        if let Some(counted) = delivery_outcome(&outcome, job.attempt < job.max_attempts) {
+            crate::metrics::webhook_delivery(counted);
         }
+        match &outcome {
+            Ok(answer) => tracing::info!(status = %answer["status"], "webhook delivered"),
+            Err(failure) => {
+                if let Some(error) = failure.to_error() {
+                    tracing::info!(code = %error.code, detail = %error.message, "webhook delivery attempt failed");
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// How an attempt counts in the metrics: a failure is retried only if it is transient and
+/// attempts are left (the executor's rule); an attempt told to stop does not count.
+fn delivery_outcome(
+    outcome: &Result<Value, JobFailure>,
+    attempts_left: bool,
+) -> Option<DeliveryOutcome> {
+    match outcome {
+        Ok(_) => Some(DeliveryOutcome::Delivered),
+        Err(JobFailure::Retryable { .. }) if attempts_left => Some(DeliveryOutcome::Failed),
+        Err(JobFailure::Retryable { .. } | JobFailure::Fatal { .. }) => {
+            Some(DeliveryOutcome::GaveUp)
+        }
+        Err(JobFailure::Stopped) => None,
     }
 }
 
@@ -306,6 +335,29 @@ mod tests {
             matches!(redirect, Some(JobFailure::Retryable { message, .. })
             if message.contains("redirects are not followed"))
         );
+    }
+
+    #[test]
+    fn a_failed_attempt_gives_up_when_it_is_fatal_or_the_last_and_a_stop_does_not_count() {
+        let failed = Err(JobFailure::retryable(FAILED, "503"));
+        let fatal = Err(JobFailure::fatal(REFUSED, "private address"));
+        assert_eq!(
+            delivery_outcome(&Ok(json!({"status": 200})), false),
+            Some(DeliveryOutcome::Delivered)
+        );
+        assert_eq!(
+            delivery_outcome(&failed, true),
+            Some(DeliveryOutcome::Failed)
+        );
+        assert_eq!(
+            delivery_outcome(&failed, false),
+            Some(DeliveryOutcome::GaveUp)
+        );
+        assert_eq!(
+            delivery_outcome(&fatal, true),
+            Some(DeliveryOutcome::GaveUp)
+        );
+        assert_eq!(delivery_outcome(&Err(JobFailure::Stopped), true), None);
     }
 
     #[test]

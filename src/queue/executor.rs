@@ -7,9 +7,10 @@ use super::lifecycle::Holder;
 use super::retry::RetryPolicy;
 use super::store::Store;
 use crate::domain::{Job, JobError};
+use crate::metrics::AttemptOutcome;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +50,7 @@ pub async fn execute(
     let span = tracing::info_span!("job", job.id = %job.id, job.kind = job.kind.as_str(), tenant = %job.tenant, attempt = job.attempt);
     async move {
         tracing::info!("job started");
+        let started = Instant::now();
         let (progress, mut progress_rx) = watch::channel(job.progress.clone());
         let ctx = JobContext {
             stop: CancellationToken::new(),
@@ -77,9 +79,17 @@ pub async fn execute(
             }
         };
         let progress = progress_rx.borrow().clone();
-        let recorded = finish(&store, &job, &settings, stop, outcome, &progress).await;
-        if let Err(error) = recorded {
-            tracing::error!(error = %error, "could not record the job's outcome; its lease will lapse and it will run again");
+        match finish(&store, &job, &settings, stop, outcome, &progress).await {
+            Ok(outcome) => {
+                crate::metrics::attempt_finished(job.kind, outcome, started.elapsed());
+                if outcome == AttemptOutcome::Succeeded {
+                    let rows = progress.rows_inserted.unwrap_or(progress.rows);
+                    crate::metrics::moved(job.kind, rows, progress.bytes);
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "could not record the job's outcome; its lease will lapse and it will run again");
+            }
         }
     }
     .instrument(span)
@@ -111,6 +121,7 @@ async fn heartbeat(
     }
 }
 
+/// Records how the attempt ended and says so.
 async fn finish(
     store: &Store,
     job: &Job,
@@ -118,30 +129,38 @@ async fn finish(
     stop: Option<Stop>,
     outcome: Result<serde_json::Value, JobFailure>,
     progress: &crate::domain::Progress,
-) -> Result<(), super::store::StoreError> {
+) -> Result<AttemptOutcome, super::store::StoreError> {
     let worker = &settings.worker;
     let holder = Holder::Worker(worker.clone());
     match (stop, outcome) {
         (_, Ok(result)) => {
-            store
+            let held = store
                 .succeed(job.id, worker, progress, &result, settings.retention)
                 .await?;
+            if held.is_none() {
+                return Ok(lease_lost());
+            }
             tracing::info!(
                 rows = progress.rows,
                 bytes = progress.bytes,
                 "job succeeded"
             );
+            Ok(AttemptOutcome::Succeeded)
         }
         (Some(Stop::Cancel), Err(_)) => {
-            store.finish_cancelled(job.id, worker).await?;
+            if store.finish_cancelled(job.id, worker).await?.is_none() {
+                return Ok(lease_lost());
+            }
             tracing::info!("job cancelled");
+            Ok(AttemptOutcome::Cancelled)
         }
-        (Some(Stop::LeaseLost), Err(_)) => {
-            tracing::warn!("lease lost to another worker; leaving the job to it");
-        }
+        (Some(Stop::LeaseLost), Err(_)) => Ok(lease_lost()),
         (Some(Stop::HandBack), Err(_)) => {
-            store.release(job.id, worker).await?;
+            if store.release(job.id, worker).await?.is_none() {
+                return Ok(lease_lost());
+            }
             tracing::info!("job handed back on shutdown");
+            Ok(AttemptOutcome::HandedBack)
         }
         (Some(Stop::Timeout), Err(_)) => {
             let error = JobError {
@@ -152,7 +171,7 @@ async fn finish(
                 ),
                 transient: true,
             };
-            fail(store, job, settings, &holder, &error).await?;
+            fail(store, job, settings, &holder, &error).await
         }
         (None, Err(failure)) => {
             let error = failure.to_error().unwrap_or_else(|| JobError {
@@ -160,26 +179,37 @@ async fn finish(
                 message: "the job stopped without a reason".to_owned(),
                 transient: true,
             });
-            fail(store, job, settings, &holder, &error).await?;
+            fail(store, job, settings, &holder, &error).await
         }
     }
-    Ok(())
 }
 
 /// Records a failed attempt: queued again after a backoff if it is transient and attempts are
-/// left, failed otherwise.
+/// left, failed otherwise; says which.
 pub async fn fail(
     store: &Store,
     job: &Job,
     settings: &ExecutorSettings,
     holder: &Holder,
     error: &JobError,
-) -> Result<(), super::store::StoreError> {
+) -> Result<AttemptOutcome, super::store::StoreError> {
     let retry_at = (error.transient && job.attempt < job.max_attempts).then(|| {
         let delay = settings.retry.next_delay(job.attempt);
         OffsetDateTime::now_utc() + delay
     });
     tracing::warn!(code = %error.code, detail = %error.message, retry = retry_at.is_some(), "job attempt failed");
-    store.fail(job.id, holder, error, retry_at).await?;
-    Ok(())
+    if store.fail(job.id, holder, error, retry_at).await?.is_none() {
+        return Ok(lease_lost());
+    }
+    Ok(if retry_at.is_some() {
+        AttemptOutcome::Retried
+    } else {
+        AttemptOutcome::Failed
+    })
+}
+
+/// The job is no longer this worker's: its outcome is the new holder's to record (and count).
+fn lease_lost() -> AttemptOutcome {
+    tracing::warn!("lease lost to another worker; leaving the job to it");
+    AttemptOutcome::LeaseLost
 }

@@ -69,7 +69,7 @@ pub async fn rescue_lapsed(
         let Some(job) = store.get(found.id).await? else {
             continue;
         };
-        tracing::warn!(job.id = %job.id, attempt = job.attempt, "lease lapsed; rescuing the job");
+        tracing::warn!(job.id = %job.id, tenant = %job.tenant, attempt = job.attempt, "lease lapsed; rescuing the job");
         fail(store, &job, settings, &Holder::Lapsed, &error).await?;
     }
     Ok(lapsed.len())
@@ -85,10 +85,10 @@ pub async fn sweep_expired(
         match expire.remove_output(&job).await {
             Ok(()) => {
                 store.mark_expired(job.id).await?;
-                tracing::info!(job.id = %job.id, "file deleted after retention; job expired");
+                tracing::info!(job.id = %job.id, tenant = %job.tenant, "file deleted after retention; job expired");
             }
             Err(error) => {
-                tracing::warn!(job.id = %job.id, error = %error, "could not delete an expired file; will try again")
+                tracing::warn!(job.id = %job.id, tenant = %job.tenant, error = %error, "could not delete an expired file; will try again")
             }
         }
     }

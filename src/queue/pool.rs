@@ -55,7 +55,7 @@ pub async fn run(
         match claimed {
             Ok(Some(job)) => {
                 let Some(handler) = handlers.get(&job.kind).cloned() else {
-                    tracing::error!(job.id = %job.id, kind = job.kind.as_str(), "no handler for this kind of job");
+                    tracing::error!(job.id = %job.id, job.kind = job.kind.as_str(), tenant = %job.tenant, "no handler for this kind of job");
                     continue;
                 };
                 let (store, executor, hand_back) =

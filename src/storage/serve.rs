@@ -201,6 +201,7 @@ async fn receive(storage: &Storage, key: &super::ObjectKey, body: Body) -> Resul
             }
             Some(Ok(chunk)) => {
                 size += chunk.len() as u64;
+                crate::metrics::uploaded(chunk.len());
                 if size > storage.inner.max_upload {
                     break Some(problem(
                         StatusCode::PAYLOAD_TOO_LARGE,

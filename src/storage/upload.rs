@@ -21,6 +21,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{MultipartId, MultipartUpload, ObjectStoreExt, PutPayload, PutPayloadMut};
 use std::sync::Arc;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Chunks at least this long are kept as they are; shorter ones are copied together so that a
 /// stream of tiny writes (one per row) does not become millions of tiny buffers.
@@ -134,7 +135,10 @@ impl Upload {
     /// object's size. On failure the upload is aborted and nothing is left under the key.
     pub async fn finish(mut self) -> Result<u64, StorageError> {
         match self.complete().await {
-            Ok(()) => Ok(self.size),
+            Ok(()) => {
+                tracing::debug!(key = %self.key, bytes = self.size, "upload complete");
+                Ok(self.size)
+            }
             Err(error) => {
                 if let Err(abort) = self.stop().await {
                     tracing::warn!(key = %self.key, error = %abort, "could not abort a failed upload");
@@ -161,7 +165,8 @@ impl Upload {
         let index = self.next_part;
         self.next_part += 1;
         let part = self.sink.put_part(&self.key, index, payload);
-        self.in_flight.spawn(part);
+        // A part logs in the writer's span (a job's or a request's).
+        self.in_flight.spawn(part.in_current_span());
         Ok(())
     }
 
@@ -244,16 +249,24 @@ impl Sink {
             Sink::S3 { store, path, id } => {
                 let (store, path, id) = (store.clone(), path.clone(), id.clone());
                 Box::pin(async move {
+                    let bytes = payload.content_length();
                     let part = store.put_part(&path, &id, index, payload).await;
+                    if part.is_ok() {
+                        tracing::debug!(key = %key, part = index, bytes, "part stored");
+                    }
                     part.map(|part| (index, Some(part)))
                         .map_err(|e| StorageError::from_store(&key, e))
                 })
             }
             Sink::Local(upload) => {
+                let bytes = payload.content_length();
                 let part = upload.put_part(payload);
                 Box::pin(async move {
                     part.await
-                        .map(|()| (index, None))
+                        .map(|()| {
+                            tracing::debug!(key = %key, part = index, bytes, "part stored");
+                            (index, None)
+                        })
                         .map_err(|e| StorageError::from_store(&key, e))
                 })
             }

@@ -71,6 +71,7 @@ conformance!(
     a_busy_tenant_does_not_block_another_tenant,
     listing_pages_newest_first_and_hides_other_owners,
     shutdown_hand_back_does_not_count_the_attempt,
+    job_counts_group_by_kind_and_state_and_age_only_due_queued_jobs,
 );
 
 async fn claim_takes_the_oldest_ready_job_exactly_once(store: Store) {
@@ -428,4 +429,51 @@ async fn concurrent_claims_on_postgres_take_each_job_exactly_once() {
     let before = all.len();
     all.dedup();
     assert_eq!((before, all.len()), (40, 40));
+}
+
+/// The metrics' one grouped read: counts by kind and state, and the age of the oldest queued
+/// job that is due (a job waiting for its retry's backoff is not).
+async fn job_counts_group_by_kind_and_state_and_age_only_due_queued_jobs(store: Store) {
+    let first = created(&store, new_job("t")).await;
+    let mut upload = new_job("t");
+    upload.kind = JobKind::Import;
+    upload.state = JobState::AwaitingUpload;
+    created(&store, upload).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let counts = store.job_counts().await.unwrap();
+    let mut by_state = counts.by_state.clone();
+    by_state.sort_by_key(|(kind, state, _)| (kind.as_str(), state.as_str()));
+    assert_eq!(
+        by_state,
+        vec![
+            (JobKind::Export, JobState::Queued, 1),
+            (JobKind::Import, JobState::AwaitingUpload, 1),
+        ]
+    );
+    assert_eq!(counts.oldest_due.len(), 1, "{counts:?}");
+    let (kind, age) = counts.oldest_due[0];
+    assert_eq!(kind, JobKind::Export);
+    assert!((0.05..60.0).contains(&age), "{age}");
+
+    let claimed = store.claim("w", LEASE, 10).await.unwrap().unwrap();
+    assert_eq!(claimed.id, first.id);
+    let later = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    store
+        .fail(
+            claimed.id,
+            &Holder::Worker("w".into()),
+            &transient(),
+            Some(later),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let counts = store.job_counts().await.unwrap();
+    assert!(
+        counts
+            .by_state
+            .contains(&(JobKind::Export, JobState::Queued, 1)),
+        "{counts:?}"
+    );
+    assert!(counts.oldest_due.is_empty(), "not due yet: {counts:?}");
 }

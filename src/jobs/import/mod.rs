@@ -21,6 +21,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::{StreamReader, SyncIoBridge};
+use tracing::Instrument;
 
 /// Rejects groups in flight to the report writer.
 const REJECT_GROUPS: usize = 4;
@@ -107,6 +108,7 @@ impl Handler for ImportHandler {
             copy: matches!(conn, TargetConn::Postgres(_)),
         };
         let (rows, rejected, report) = self.load(&job, &ctx, &prepared, &spec, read, conn).await?;
+        tracing::info!(rows, rejected, report, "load committed");
         if !self.settings.storage.keep_uploads
             && let Err(error) = self
                 .storage
@@ -159,8 +161,10 @@ impl ImportHandler {
             spec.mapping.clone(),
             ctx.stop.clone(),
         );
+        // The reader thread and the report task log in the job's span, like the job itself.
+        let span = tracing::Span::current();
         let producer = tokio::task::spawn_blocking(move || {
-            produce(input, &read, &table, &rules, &mapping_spec, outputs, &stop)
+            span.in_scope(|| produce(input, &read, &table, &rules, &mapping_spec, outputs, &stop))
         });
         let mapping = match mapping_rx.await {
             Ok(Ok(mapping)) => mapping,
@@ -182,12 +186,15 @@ impl ImportHandler {
             mode: spec.mode,
             key: spec.key.clone(),
         };
-        let report = tokio::spawn(rejects::write(
-            self.storage.clone(),
-            import_key(&job.tenant, job.id, "rejects.csv"),
-            mapping.header.clone(),
-            rejects_rx,
-        ));
+        let report = tokio::spawn(
+            rejects::write(
+                self.storage.clone(),
+                import_key(&job.tenant, job.id, "rejects.csv"),
+                mapping.header.clone(),
+                rejects_rx,
+            )
+            .in_current_span(),
+        );
         let loaded = match &mut conn {
             TargetConn::Postgres(c) => postgres::load(c, &plan, batches_rx, &ctx.stop).await,
             TargetConn::Sqlite(c) => sqlite::load(c, &plan, batches_rx, &ctx.stop).await,

@@ -95,6 +95,13 @@ pub fn produce(
     {
         let _ = batches.blocking_send(Err(producer_error(code, message.clone(), *transient)));
     }
+    if result.is_ok() {
+        tracing::info!(
+            rows = state.passed,
+            rejected = state.rejected,
+            "file read and checked"
+        );
+    }
     result.map(|()| (state.passed, state.rejected))
 }
 

@@ -83,7 +83,9 @@ impl Report {
             let _ = upload.abort().await;
             return Err(error);
         }
-        upload.finish().await.map(|_| true)
+        let size = upload.finish().await?;
+        tracing::info!(bytes = size, "rejects report stored");
+        Ok(true)
     }
 
     async fn abort(&mut self) {

@@ -126,12 +126,19 @@ pub fn open_generator(spec: crate::domain::generate::GenerateSpec) -> Opened {
     let columns = generator.columns();
     let estimate = None;
     let (tx, chunks) = channel();
+    // The thread writes in the caller's span (a job's), like the rest of the job.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.entered();
+        let mut sent = 0u64;
         loop {
             let rows = generator.next_batch(super::BATCH_ROWS);
+            let count = rows.len() as u64;
             if rows.is_empty() || tx.blocking_send(Ok(Chunk::Rows(rows))).is_err() {
+                tracing::debug!(rows = sent, "synthetic source finished");
                 return;
             }
+            sent += count;
         }
     });
     Opened {

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgConnection, Row, SqlSafeStr};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// What to read and how.
 #[derive(Debug, Clone)]
@@ -50,16 +51,23 @@ pub async fn open(query: PgQuery) -> Result<Opened, SourceError> {
         .collect();
     let (tx, chunks) = channel();
     let pre_encoded = query.encoding == Encoding::Csv;
-    tokio::spawn(async move {
-        let result = match query.encoding {
-            Encoding::Csv => copy_csv(&mut conn, &query, &tx).await,
-            Encoding::Jsonl => json_rows(&mut conn, &query, &tx).await,
-        };
-        if let Err(error) = result {
-            let _ = tx.send(Err(error)).await;
+    tokio::spawn(
+        async move {
+            let result = match query.encoding {
+                Encoding::Csv => copy_csv(&mut conn, &query, &tx).await,
+                Encoding::Jsonl => json_rows(&mut conn, &query, &tx).await,
+            };
+            match result {
+                Ok(()) => tracing::debug!("PostgreSQL source finished"),
+                Err(error) => {
+                    tracing::debug!(error = %error, "PostgreSQL source failed");
+                    let _ = tx.send(Err(error)).await;
+                }
+            }
+            let _ = conn.close().await;
         }
-        let _ = conn.close().await;
-    });
+        .in_current_span(),
+    );
     Ok(Opened {
         columns,
         estimate,

@@ -12,6 +12,7 @@ use sqlx::{
     TypeInfo, ValueRef,
 };
 use std::str::FromStr;
+use tracing::Instrument;
 
 /// Opens `sql` on the database at `url`, read-only.
 pub async fn open(url: &str, sql: String, params: Vec<Param>) -> Result<Opened, SourceError> {
@@ -28,11 +29,18 @@ pub async fn open(url: &str, sql: String, params: Vec<Param>) -> Result<Opened, 
         .map(|c| c.name().to_owned())
         .collect();
     let (tx, chunks) = channel();
-    tokio::spawn(async move {
-        if let Err(error) = stream_rows(&mut conn, sql, params, &tx).await {
-            let _ = tx.send(Err(error)).await;
+    tokio::spawn(
+        async move {
+            match stream_rows(&mut conn, sql, params, &tx).await {
+                Ok(()) => tracing::debug!("SQLite source finished"),
+                Err(error) => {
+                    tracing::debug!(error = %error, "SQLite source failed");
+                    let _ = tx.send(Err(error)).await;
+                }
+            }
         }
-    });
+        .in_current_span(),
+    );
     Ok(Opened {
         columns,
         estimate: None,
