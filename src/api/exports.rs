@@ -5,7 +5,7 @@ use super::error::{ApiError, Params, parse_json};
 use super::events;
 use super::jobs::{self, JobPath, ListParams};
 use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
-use super::view::{JobList, JobView, download_link, render};
+use super::view::{JobEvent, JobList, JobView, download_link, render};
 use crate::auth::Caller;
 use crate::domain::{ExportRequest, Invalid, JobId, JobKind, JobState};
 use crate::jobs::sources::{check, resolve};
@@ -61,7 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ),
         (status = 200, description = "The job an earlier request with this Idempotency-Key made; \
             or, with `Accept: text/event-stream`, the new job's event stream",
-            content((JobView = "application/json"), (String = "text/event-stream")),
+            content((JobView = "application/json"), (JobEvent = "text/event-stream")),
             headers(("Location" = String, description = "The job's URL (JSON answers)"))),
         Rejected, Unauthorized, TooLarge, TooBusy, Unavailable,
     )
@@ -253,10 +253,10 @@ async fn delete(
     tag = "exports",
     params(
         JobPath,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id; an id that is not one of this stream's starts from the beginning"),
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = JobEvent),
         NotFound, Unauthorized, Unavailable,
     )
 )]

@@ -7,7 +7,7 @@ use super::AppState;
 use super::error::{ApiError, Params, Problem, parse_json, problem};
 use super::jobs::{self, JobPath, ListParams, visible};
 use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
-use super::view::{JobList, JobView, UploadLink, render, timestamp};
+use super::view::{JobEvent, JobList, JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
 use crate::domain::import::{Compression, FileFormat, Mode, Target};
 use crate::domain::{ImportRequest, Invalid, JobId, JobKind, JobState, Progress};
@@ -147,7 +147,6 @@ impl RawParams {
                 ("StartImport" = (operation_id = "start_import", parameters(("id" = "$response.body#/id")))),
                 ("CancelImport" = (operation_id = "cancel_import", parameters(("id" = "$response.body#/id")))),
                 ("RetryImport" = (operation_id = "retry_import", parameters(("id" = "$response.body#/id")))),
-                ("ImportRejects" = (operation_id = "import_rejects", parameters(("id" = "$response.body#/id")))),
                 ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
             ),
         ),
@@ -159,7 +158,6 @@ impl RawParams {
                 ("StartImport" = (operation_id = "start_import", parameters(("id" = "$response.body#/id")))),
                 ("CancelImport" = (operation_id = "cancel_import", parameters(("id" = "$response.body#/id")))),
                 ("RetryImport" = (operation_id = "retry_import", parameters(("id" = "$response.body#/id")))),
-                ("ImportRejects" = (operation_id = "import_rejects", parameters(("id" = "$response.body#/id")))),
                 ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
             ),
         ),
@@ -178,6 +176,16 @@ async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
+    let spec_in_body = content_type.starts_with("multipart/form-data")
+        || content_type.starts_with("application/json");
+    if spec_in_body && request.uri().query().is_some_and(|q| !q.is_empty()) {
+        // The query string describes a raw-body upload; never ignore what a client sent.
+        return Err(Invalid::field(
+            "query",
+            "query parameters describe a raw-body upload; with a JSON or multipart spec, put them in the spec",
+        )
+        .into());
+    }
     if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(request, &state)
             .await
@@ -631,10 +639,10 @@ async fn delete(
     tag = "imports",
     params(
         JobPath,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id; an id that is not one of this stream's starts from the beginning"),
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = JobEvent),
         NotFound, Unauthorized, Unavailable,
     )
 )]

@@ -4,8 +4,8 @@
 
 use super::AppState;
 use crate::domain::{
-    ExportRequest, ExportResult, ImportRequest, ImportResult, Job, JobError, JobKind, JobState,
-    Progress,
+    EventKind, ExportRequest, ExportResult, ImportRequest, ImportResult, Job, JobError, JobKind,
+    JobState, Progress,
 };
 use crate::storage::ObjectKey;
 use serde::Serialize;
@@ -117,6 +117,20 @@ pub struct UploadLink {
     /// When the link stops working.
     #[schema(format = DateTime)]
     pub expires_at: String,
+}
+
+/// One Server-Sent Event of a job's stream (the text `id:`, `event:` and `data:` lines, as
+/// OpenAPI 3.1 describes each event of `text/event-stream`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only: `events::stream` writes the lines
+pub struct JobEvent {
+    /// The job's event sequence number: send it back as `Last-Event-ID` to resume.
+    id: String,
+    /// `state`, `progress` or `done` (the last one).
+    event: EventKind,
+    /// The job ([`JobView`]) as JSON text.
+    #[schema(content_media_type = "application/json")]
+    data: String,
 }
 
 /// One page of jobs, newest first.

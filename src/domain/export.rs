@@ -15,9 +15,18 @@ const MAX_SHARES: usize = 100;
 /// silently changes what is exported.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "customers",
+    "source": {"type": "generate", "rows": 1000, "seed": 7, "columns": [
+        {"name": "id", "kind": "uuid"},
+        {"name": "age", "kind": "int", "min": 18, "max": 90}
+    ]},
+    "format": "csv.gz"
+}))]
 pub struct ExportRequest {
     /// Optional; made from the source and the date otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Where the rows come from.
     pub source: RawSource,
@@ -32,6 +41,7 @@ pub struct ExportRequest {
     pub notify: Option<Notify>,
     /// Other subjects of the tenant who may see the job and fetch its file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
     pub share_with: Vec<String>,
 }
 
@@ -74,7 +84,10 @@ impl utoipa::PartialSchema for RawGenerateSource {
         };
         ObjectBuilder::new()
             .schema_type(Type::Object)
-            .property("rows", count("How many rows to make"))
+            .property(
+                "rows",
+                count("How many rows to make").maximum(Some(super::generate::MAX_ROWS as f64)),
+            )
             .required("rows")
             .property(
                 "seed",
@@ -84,6 +97,8 @@ impl utoipa::PartialSchema for RawGenerateSource {
                 "columns",
                 ArrayBuilder::new()
                     .items(utoipa::openapi::Ref::from_schema_name("RawColumn"))
+                    .min_items(Some(1))
+                    .max_items(Some(super::generate::MAX_COLUMNS))
                     .description(Some("The columns, in order")),
             )
             .required("columns")
@@ -98,6 +113,7 @@ impl utoipa::ToSchema for RawGenerateSource {
             utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
         )>,
     ) {
+        <super::generate::RawColumn as utoipa::ToSchema>::schemas(schemas);
         schemas.push((
             "RawColumn".to_owned(),
             <super::generate::RawColumn as utoipa::PartialSchema>::schema(),
@@ -111,6 +127,7 @@ impl utoipa::ToSchema for RawGenerateSource {
 pub struct CsvOptions {
     /// The field delimiter: one ASCII character.
     #[serde(default = "comma")]
+    #[schema(min_length = 1, max_length = 1)]
     pub delimiter: String,
     /// Whether the first line names the columns.
     #[serde(default = "yes")]

@@ -5,11 +5,11 @@ use serde::Deserialize;
 use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::datetime};
 
 /// At most this many columns in one generated file.
-const MAX_COLUMNS: usize = 256;
+pub const MAX_COLUMNS: usize = 256;
 /// The longest generated text value, in characters.
 const MAX_TEXT: u32 = 65_536;
 /// At most this many rows in one generated file.
-const MAX_ROWS: u64 = 10_000_000_000;
+pub const MAX_ROWS: u64 = 10_000_000_000;
 
 /// A validated request for synthetic data.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,28 +75,64 @@ pub enum ColumnKind {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawColumn {
+    /// The column's name in the file.
+    #[schema(min_length = 1, max_length = 128)]
     name: String,
+    /// What the values are.
+    #[schema(value_type = KindName)]
     kind: String,
+    /// Smallest value (`int`, `float`).
     #[serde(default)]
     #[schema(value_type = Option<f64>)]
     min: Option<serde_json::Number>,
+    /// Largest value (`int`, `float`).
     #[serde(default)]
     #[schema(value_type = Option<f64>)]
     max: Option<serde_json::Number>,
+    /// First date or timestamp (`date`, `timestamp`), ISO 8601.
     #[serde(default)]
     start: Option<String>,
+    /// Last date or timestamp (`date`, `timestamp`), ISO 8601.
     #[serde(default)]
     end: Option<String>,
+    /// The values to pick from (`enum`).
     #[serde(default)]
     values: Option<Vec<String>>,
+    /// Exact length in characters (`text`).
     #[serde(default)]
     length: Option<u32>,
+    /// Shortest length in characters (`text`).
     #[serde(default)]
     min_length: Option<u32>,
+    /// Longest length in characters (`text`).
     #[serde(default)]
     max_length: Option<u32>,
+    /// Share of NULLs, 0 to 1.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     null_fraction: Option<f64>,
+}
+
+/// The kinds of generated column (documentation of [`RawColumn::kind`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: `parse_kind` reads the name
+pub enum KindName {
+    Uuid,
+    Int,
+    Float,
+    Bool,
+    Name,
+    Email,
+    Company,
+    City,
+    Country,
+    Phone,
+    Date,
+    Timestamp,
+    Enum,
+    Text,
+    Json,
 }
 
 /// The generate source as the client sends it.

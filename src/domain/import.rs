@@ -14,6 +14,13 @@ pub const REPORT_COLUMNS: [&str; 3] = ["_line", "_errors", "_raw"];
 /// The import spec as the client sends it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "target": {"table": "people"},
+    "mode": "append",
+    "columns": {"email": {"pattern": "^[^@]+@[^@]+$"}},
+    "max_errors": 100,
+    "upload": "direct"
+}))]
 pub struct ImportRequest {
     /// Where the rows go.
     pub target: Target,

@@ -202,6 +202,20 @@ async fn the_spec_is_checked_before_a_byte_is_stored() {
         .await
         .unwrap();
     assert_eq!(bad_mode.status(), 422);
+    // Query parameters belong to raw-body uploads: with a spec in the body they are refused,
+    // never silently ignored (found by schemathesis).
+    let spec =
+        json!({"target": {"connection": "main", "table": "webhook_events"}, "upload": "direct"});
+    let mixed = app
+        .client
+        .post(app.url("/v1/imports?max_errors=5"))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), 422);
+    let problem: Value = mixed.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "query", "{problem}");
     assert!(
         !app.settings.data_dir.join("files/imports").exists(),
         "nothing may be stored"
