@@ -26,7 +26,7 @@ use utoipa::{IntoResponses, Modify};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
-    security((), ("bearer" = [])),
+    security(("bearer" = [])),
     tags(
         (name = "exports", description = "Query results and synthetic data into files"),
         (name = "imports", description = "CSV files into tables"),
@@ -49,7 +49,8 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "An API key (`auth.mode = \"api_keys\"`) or a JWT (`\"jwt\"`).",
+                        "An API key (`auth.mode = \"api_keys\"`) or a JWT (`\"jwt\"`); not checked \
+                         with `auth.mode = \"none\"` (the embedded default).",
                     ))
                     .build(),
             ),
