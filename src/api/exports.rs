@@ -44,7 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     operation_id = "create_export",
     tag = "exports",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request safe for 24 hours (1 to 255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Makes retries of this request safe for 24 hours (1 to 255 visible ASCII characters)"),
     ),
     request_body = ExportRequest,
     responses(

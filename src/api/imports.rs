@@ -58,6 +58,7 @@ struct RawParams {
     /// The data connection (may be left out when exactly one is configured).
     connection: Option<String>,
     /// The target table (required with a raw body).
+    #[param(min_length = 1)]
     table: Option<String>,
     /// `append` (default), `replace` or `upsert`.
     #[serde(default)]
@@ -70,8 +71,10 @@ struct RawParams {
     /// The job's name.
     name: Option<String>,
     /// The field delimiter, one ASCII character.
+    #[param(min_length = 1, max_length = 1)]
     delimiter: Option<String>,
     /// The quote character, one ASCII character.
+    #[param(min_length = 1, max_length = 1)]
     quote: Option<String>,
     /// Whether the first line names the columns (default true).
     header: Option<bool>,

@@ -26,7 +26,7 @@ const MAX_SHARES: usize = 100;
 pub struct ExportRequest {
     /// Optional; made from the source and the date otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Where the rows come from.
     pub source: RawSource,
@@ -45,8 +45,9 @@ pub struct ExportRequest {
     pub share_with: Vec<String>,
 }
 
-/// The source of an export as the client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+/// The source of an export as the client sends it. Its OpenAPI schema is written by hand in
+/// [`super::schema`]: the derived one would allow unknown fields that serde refuses.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawSource {
     /// An arbitrary query on a connection that allows it.
@@ -70,56 +71,6 @@ pub enum RawSource {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct RawGenerateSource(pub Value);
-
-/// Documented as the generate source it must parse as (the fields of [`RawGenerate`] beside
-/// the enum's `type`; written by hand because the derived schema would forbid `type`).
-impl utoipa::PartialSchema for RawGenerateSource {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-        let count = |description: &str| {
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(0))
-                .description(Some(description))
-        };
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property(
-                "rows",
-                count("How many rows to make").maximum(Some(super::generate::MAX_ROWS as f64)),
-            )
-            .required("rows")
-            .property(
-                "seed",
-                count("The random seed: the same seed, the same rows"),
-            )
-            .property(
-                "columns",
-                ArrayBuilder::new()
-                    .items(utoipa::openapi::Ref::from_schema_name("RawColumn"))
-                    .min_items(Some(1))
-                    .max_items(Some(super::generate::MAX_COLUMNS))
-                    .description(Some("The columns, in order")),
-            )
-            .required("columns")
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for RawGenerateSource {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        <super::generate::RawColumn as utoipa::ToSchema>::schemas(schemas);
-        schemas.push((
-            "RawColumn".to_owned(),
-            <super::generate::RawColumn as utoipa::PartialSchema>::schema(),
-        ));
-    }
-}
 
 /// CSV options of an export.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]

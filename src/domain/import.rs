@@ -48,6 +48,7 @@ pub struct ImportRequest {
     pub callback_url: Option<String>,
     /// Optional; made from the table and the date otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// `"direct"`: the client puts the file straight into object storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +70,7 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
     /// `table` or `schema.table`.
+    #[schema(min_length = 1)]
     pub table: String,
 }
 
@@ -101,8 +103,10 @@ pub struct FileFormat {
     #[serde(rename = "type")]
     pub kind: String,
     /// One ASCII character.
+    #[schema(min_length = 1, max_length = 1)]
     pub delimiter: String,
     /// One ASCII character.
+    #[schema(min_length = 1, max_length = 1)]
     pub quote: String,
     /// Whether the first line names the columns.
     pub header: bool,

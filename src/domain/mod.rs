@@ -10,6 +10,7 @@ pub mod job;
 pub mod names;
 pub mod record;
 pub mod result;
+mod schema;
 
 pub use export::{ExportRequest, ExportSpec, Source};
 pub use format::{Encoding, Format};
