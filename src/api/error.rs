@@ -184,12 +184,15 @@ impl From<crate::queue::StoreError> for ApiError {
 
 /// Reads a JSON body: unparseable is `400`, the wrong shape (unknown field, wrong type) `422`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::Invalid(Invalid::field("body", error.to_string()))
-        }
-        _ => ApiError::Malformed(format!("the body is not valid JSON: {error}")),
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    crate::domain::json::object(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::Invalid(Invalid::field("body", error.to_string()))
+            }
+            _ => ApiError::Malformed(format!("the body is not valid JSON: {error}")),
+        })
 }
 
 /// Query parameters whose rejection is a problem+json `422`, not axum's plain-text `400`.

@@ -1,17 +1,16 @@
 //! `/v1/exports`: create, list, read, follow, download, cancel, retry, delete.
 
 use super::AppState;
-use super::error::{ApiError, Params, parse_json};
+use super::error::{ApiError, parse_json};
 use super::events;
-use super::jobs::{self, JobPath, ListParams};
+use super::jobs::{self, JobPath};
 use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
-use super::view::{JobEvent, JobList, JobView, download_link, render};
+use super::view::{JobEvent, JobView, download_link, render};
 use crate::auth::Caller;
 use crate::domain::{ExportRequest, Invalid, JobId, JobKind, JobState};
 use crate::jobs::sources::{check, resolve};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -184,127 +183,17 @@ async fn download(
     Ok(Redirect::to(&url).into_response())
 }
 
-/// Lists the caller's exports, newest first.
-#[utoipa::path(
-    get,
-    path = "/v1/exports",
-    operation_id = "list_exports",
-    tag = "exports",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of exports", body = JobList),
-        Rejected, Unauthorized, Unavailable,
-    )
-)]
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Params(params): Params<ListParams>,
-) -> Result<Json<JobList>, ApiError> {
-    jobs::list(JobKind::Export, &state, &caller, params).await
-}
-
-/// Reads an export; a succeeded one carries a fresh download link.
-#[utoipa::path(
-    get,
-    path = "/v1/exports/{id}",
-    operation_id = "get_export",
-    tag = "exports",
-    params(JobPath),
-    responses(
-        (status = 200, description = "The export", body = JobView),
-        NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn read(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<Json<JobView>, ApiError> {
-    jobs::read(JobKind::Export, state, caller, id).await
-}
-
-/// Deletes an export and its file (cancelling it first if it runs).
-#[utoipa::path(
-    delete,
-    path = "/v1/exports/{id}",
-    operation_id = "delete_export",
-    tag = "exports",
-    params(JobPath),
-    responses(
-        (status = 204, description = "Deleted"),
-        NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<StatusCode, ApiError> {
-    jobs::delete(JobKind::Export, state, caller, id).await
-}
-
-/// Follows an export: Server-Sent Events `state`, `progress` and a final `done`, each with the
-/// job as data and its sequence number as id (send `Last-Event-ID` to resume).
-#[utoipa::path(
-    get,
-    path = "/v1/exports/{id}/events",
-    operation_id = "export_events",
-    tag = "exports",
-    params(
-        JobPath,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id; an id that is not one of this stream's starts from the beginning"),
-    ),
-    responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = JobEvent),
-        NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn events(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    jobs::follow(JobKind::Export, state, caller, id, headers).await
-}
-
-/// Cancels an export: at once if it waits, within a second if it runs.
-#[utoipa::path(
-    post,
-    path = "/v1/exports/{id}/cancel",
-    operation_id = "cancel_export",
-    tag = "exports",
-    params(JobPath),
-    responses(
-        (status = 202, description = "Cancelled, or asked to stop", body = JobView),
-        Conflict, NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn cancel(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<Response, ApiError> {
-    jobs::cancel(JobKind::Export, state, caller, id).await
-}
-
-/// Runs a failed or cancelled export again.
-#[utoipa::path(
-    post,
-    path = "/v1/exports/{id}/retry",
-    operation_id = "retry_export",
-    tag = "exports",
-    params(JobPath),
-    responses(
-        (status = 202, description = "Queued again", body = JobView),
-        Conflict, NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn retry(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<Response, ApiError> {
-    jobs::retry(JobKind::Export, state, caller, id).await
+jobs::operations! {
+    kind: JobKind::Export,
+    tag: "exports",
+    list: ("/v1/exports", "list_exports", "Lists the caller's exports, newest first."),
+    read: ("/v1/exports/{id}", "get_export",
+        "Reads an export; a succeeded one carries a fresh download link."),
+    delete: ("delete_export", "Deletes an export and its file (cancelling it first if it runs)."),
+    events: ("/v1/exports/{id}/events", "export_events",
+        "Follows an export: Server-Sent Events `state`, `progress` and a final `done`, each with \
+         the job as data and its sequence number as id (send `Last-Event-ID` to resume)."),
+    cancel: ("/v1/exports/{id}/cancel", "cancel_export",
+        "Cancels an export: at once if it waits, within a second if it runs."),
+    retry: ("/v1/exports/{id}/retry", "retry_export", "Runs a failed or cancelled export again."),
 }

@@ -5,9 +5,9 @@
 
 use super::AppState;
 use super::error::{ApiError, Params, Problem, parse_json, problem};
-use super::jobs::{self, JobPath, ListParams, visible};
+use super::jobs::{self, JobPath, visible};
 use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
-use super::view::{JobEvent, JobList, JobView, UploadLink, render, timestamp};
+use super::view::{JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
 use crate::domain::import::{Compression, FileFormat, Mode, Target};
 use crate::domain::{ImportRequest, Invalid, JobId, JobKind, JobState, Progress};
@@ -15,10 +15,9 @@ use crate::jobs::import::prepare::{PrepareError, prepare};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
 use crate::storage::{StorageError, import_key};
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -573,127 +572,17 @@ async fn rejects(
     }
 }
 
-/// Lists the caller's imports, newest first.
-#[utoipa::path(
-    get,
-    path = "/v1/imports",
-    operation_id = "list_imports",
-    tag = "imports",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of imports", body = JobList),
-        Rejected, Unauthorized, Unavailable,
-    )
-)]
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Params(params): Params<ListParams>,
-) -> Result<Json<JobList>, ApiError> {
-    jobs::list(JobKind::Import, &state, &caller, params).await
-}
-
-/// Reads an import.
-#[utoipa::path(
-    get,
-    path = "/v1/imports/{id}",
-    operation_id = "get_import",
-    tag = "imports",
-    params(JobPath),
-    responses(
-        (status = 200, description = "The import", body = JobView),
-        NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn read(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<Json<JobView>, ApiError> {
-    jobs::read(JobKind::Import, state, caller, id).await
-}
-
-/// Deletes an import and its files (cancelling it first if it runs).
-#[utoipa::path(
-    delete,
-    path = "/v1/imports/{id}",
-    operation_id = "delete_import",
-    tag = "imports",
-    params(JobPath),
-    responses(
-        (status = 204, description = "Deleted"),
-        NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<StatusCode, ApiError> {
-    jobs::delete(JobKind::Import, state, caller, id).await
-}
-
-/// Follows an import: Server-Sent Events `state`, `progress` and a final `done`, each with the
-/// job as data and its sequence number as id (send `Last-Event-ID` to resume).
-#[utoipa::path(
-    get,
-    path = "/v1/imports/{id}/events",
-    operation_id = "import_events",
-    tag = "imports",
-    params(
-        JobPath,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id; an id that is not one of this stream's starts from the beginning"),
-    ),
-    responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = JobEvent),
-        NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn events(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    jobs::follow(JobKind::Import, state, caller, id, headers).await
-}
-
-/// Cancels an import: at once if it waits, within a second if it loads (rolled back).
-#[utoipa::path(
-    post,
-    path = "/v1/imports/{id}/cancel",
-    operation_id = "cancel_import",
-    tag = "imports",
-    params(JobPath),
-    responses(
-        (status = 202, description = "Cancelled, or asked to stop", body = JobView),
-        Conflict, NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn cancel(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<Response, ApiError> {
-    jobs::cancel(JobKind::Import, state, caller, id).await
-}
-
-/// Runs a failed or cancelled import again (its file is kept after a failure).
-#[utoipa::path(
-    post,
-    path = "/v1/imports/{id}/retry",
-    operation_id = "retry_import",
-    tag = "imports",
-    params(JobPath),
-    responses(
-        (status = 202, description = "Queued again", body = JobView),
-        Conflict, NotFound, Unauthorized, Unavailable,
-    )
-)]
-async fn retry(
-    State(state): State<AppState>,
-    caller: Caller,
-    id: JobPath,
-) -> Result<Response, ApiError> {
-    jobs::retry(JobKind::Import, state, caller, id).await
+jobs::operations! {
+    kind: JobKind::Import,
+    tag: "imports",
+    list: ("/v1/imports", "list_imports", "Lists the caller's imports, newest first."),
+    read: ("/v1/imports/{id}", "get_import", "Reads an import."),
+    delete: ("delete_import", "Deletes an import and its files (cancelling it first if it runs)."),
+    events: ("/v1/imports/{id}/events", "import_events",
+        "Follows an import: Server-Sent Events `state`, `progress` and a final `done`, each with \
+         the job as data and its sequence number as id (send `Last-Event-ID` to resume)."),
+    cancel: ("/v1/imports/{id}/cancel", "cancel_import",
+        "Cancels an import: at once if it waits, within a second if it loads (rolled back)."),
+    retry: ("/v1/imports/{id}/retry", "retry_import",
+        "Runs a failed or cancelled import again (its file is kept after a failure)."),
 }

@@ -195,3 +195,161 @@ pub async fn delete(
     state.store.delete(job.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Defines, in the calling module, the handlers every kind of job shares — `list`, `read`,
+/// `delete`, `events`, `cancel`, `retry` — each documented under the kind's own path, operation
+/// id, tag and words, and each calling the function of the same name above for `kind`.
+macro_rules! operations {
+    (
+        kind: $kind:expr,
+        tag: $tag:literal,
+        list: ($list_path:literal, $list_id:literal, $list_doc:literal),
+        read: ($item_path:literal, $read_id:literal, $read_doc:literal),
+        delete: ($delete_id:literal, $delete_doc:literal),
+        events: ($events_path:literal, $events_id:literal, $events_doc:literal),
+        cancel: ($cancel_path:literal, $cancel_id:literal, $cancel_doc:literal),
+        retry: ($retry_path:literal, $retry_id:literal, $retry_doc:literal) $(,)?
+    ) => {
+        #[doc = $list_doc]
+        #[utoipa::path(
+            get,
+            path = $list_path,
+            operation_id = $list_id,
+            tag = $tag,
+            params($crate::api::jobs::ListParams),
+            responses(
+                (status = 200, description = "A page of jobs", body = $crate::api::view::JobList),
+                $crate::api::openapi::Rejected,
+                $crate::api::openapi::Unauthorized,
+                $crate::api::openapi::Unavailable,
+            )
+        )]
+        async fn list(
+            axum::extract::State(state): axum::extract::State<$crate::api::AppState>,
+            caller: $crate::auth::Caller,
+            $crate::api::error::Params(params): $crate::api::error::Params<
+                $crate::api::jobs::ListParams,
+            >,
+        ) -> Result<axum::Json<$crate::api::view::JobList>, $crate::api::error::ApiError> {
+            $crate::api::jobs::list($kind, &state, &caller, params).await
+        }
+
+        #[doc = $read_doc]
+        #[utoipa::path(
+            get,
+            path = $item_path,
+            operation_id = $read_id,
+            tag = $tag,
+            params($crate::api::jobs::JobPath),
+            responses(
+                (status = 200, description = "The job", body = $crate::api::view::JobView),
+                $crate::api::openapi::NotFound,
+                $crate::api::openapi::Unauthorized,
+                $crate::api::openapi::Unavailable,
+            )
+        )]
+        async fn read(
+            axum::extract::State(state): axum::extract::State<$crate::api::AppState>,
+            caller: $crate::auth::Caller,
+            id: $crate::api::jobs::JobPath,
+        ) -> Result<axum::Json<$crate::api::view::JobView>, $crate::api::error::ApiError> {
+            $crate::api::jobs::read($kind, state, caller, id).await
+        }
+
+        #[doc = $delete_doc]
+        #[utoipa::path(
+            delete,
+            path = $item_path,
+            operation_id = $delete_id,
+            tag = $tag,
+            params($crate::api::jobs::JobPath),
+            responses(
+                (status = 204, description = "Deleted"),
+                $crate::api::openapi::NotFound,
+                $crate::api::openapi::Unauthorized,
+                $crate::api::openapi::Unavailable,
+            )
+        )]
+        async fn delete(
+            axum::extract::State(state): axum::extract::State<$crate::api::AppState>,
+            caller: $crate::auth::Caller,
+            id: $crate::api::jobs::JobPath,
+        ) -> Result<axum::http::StatusCode, $crate::api::error::ApiError> {
+            $crate::api::jobs::delete($kind, state, caller, id).await
+        }
+
+        #[doc = $events_doc]
+        #[utoipa::path(
+            get,
+            path = $events_path,
+            operation_id = $events_id,
+            tag = $tag,
+            params(
+                $crate::api::jobs::JobPath,
+                ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id; an id that is not one of this stream's starts from the beginning"),
+            ),
+            responses(
+                (status = 200, description = "The event stream", content_type = "text/event-stream",
+                    body = $crate::api::view::JobEvent),
+                $crate::api::openapi::NotFound,
+                $crate::api::openapi::Unauthorized,
+                $crate::api::openapi::Unavailable,
+            )
+        )]
+        async fn events(
+            axum::extract::State(state): axum::extract::State<$crate::api::AppState>,
+            caller: $crate::auth::Caller,
+            id: $crate::api::jobs::JobPath,
+            headers: axum::http::HeaderMap,
+        ) -> Result<axum::response::Response, $crate::api::error::ApiError> {
+            $crate::api::jobs::follow($kind, state, caller, id, headers).await
+        }
+
+        #[doc = $cancel_doc]
+        #[utoipa::path(
+            post,
+            path = $cancel_path,
+            operation_id = $cancel_id,
+            tag = $tag,
+            params($crate::api::jobs::JobPath),
+            responses(
+                (status = 202, description = "Cancelled, or asked to stop", body = $crate::api::view::JobView),
+                $crate::api::openapi::Conflict,
+                $crate::api::openapi::NotFound,
+                $crate::api::openapi::Unauthorized,
+                $crate::api::openapi::Unavailable,
+            )
+        )]
+        async fn cancel(
+            axum::extract::State(state): axum::extract::State<$crate::api::AppState>,
+            caller: $crate::auth::Caller,
+            id: $crate::api::jobs::JobPath,
+        ) -> Result<axum::response::Response, $crate::api::error::ApiError> {
+            $crate::api::jobs::cancel($kind, state, caller, id).await
+        }
+
+        #[doc = $retry_doc]
+        #[utoipa::path(
+            post,
+            path = $retry_path,
+            operation_id = $retry_id,
+            tag = $tag,
+            params($crate::api::jobs::JobPath),
+            responses(
+                (status = 202, description = "Queued again", body = $crate::api::view::JobView),
+                $crate::api::openapi::Conflict,
+                $crate::api::openapi::NotFound,
+                $crate::api::openapi::Unauthorized,
+                $crate::api::openapi::Unavailable,
+            )
+        )]
+        async fn retry(
+            axum::extract::State(state): axum::extract::State<$crate::api::AppState>,
+            caller: $crate::auth::Caller,
+            id: $crate::api::jobs::JobPath,
+        ) -> Result<axum::response::Response, $crate::api::error::ApiError> {
+            $crate::api::jobs::retry($kind, state, caller, id).await
+        }
+    };
+}
+pub(crate) use operations;

@@ -3,6 +3,7 @@
 use super::format::Format;
 use super::generate::{self, GenerateSpec, RawGenerate};
 use super::invalid::{Collector, Invalid};
+use super::json::{object, optional_object};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -29,15 +30,24 @@ pub struct ExportRequest {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Where the rows come from.
+    #[serde(deserialize_with = "object")]
     pub source: RawSource,
     /// The file format.
     #[serde(default)]
     pub format: Format,
     /// CSV options (ignored for other formats).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_object"
+    )]
     pub csv: Option<CsvOptions>,
     /// Where to say that the export is done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_object"
+    )]
     pub notify: Option<Notify>,
     /// Other subjects of the tenant who may see the job and fetch its file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -231,8 +241,8 @@ fn parse_source(raw: &RawSource) -> Result<Source, Invalid> {
             params: params.clone(),
         }),
         RawSource::Generate(RawGenerateSource(value)) => {
-            let raw: RawGenerate = serde_json::from_value(strip_type(value))
-                .map_err(|e| Invalid::field("source", e.to_string()))?;
+            let raw: RawGenerate =
+                object(strip_type(value)).map_err(|e| Invalid::field("source", e.to_string()))?;
             generate::parse(&raw, "source").map(Source::Generate)
         }
     }
@@ -261,6 +271,32 @@ mod tests {
 
     fn request(json: Value) -> Result<ExportRequest, serde_json::Error> {
         serde_json::from_value(json)
+    }
+
+    #[test]
+    fn arrays_are_refused_where_the_request_has_objects() {
+        let good = serde_json::json!({
+            "source": {"type": "generate", "rows": 10, "columns": [{"name": "a", "kind": "int"}]},
+            "csv": {"delimiter": ";"},
+            "notify": {"email": null}
+        });
+        let req = request(good.clone()).unwrap();
+        assert!(req.parse("2026-01-01").is_ok());
+        for (pointer, array) in [
+            ("/notify", serde_json::json!([null, null])),
+            ("/csv", serde_json::json!([";", true])),
+            ("/source", serde_json::json!(["sql", "main", "SELECT 1"])),
+        ] {
+            let mut bad = good.clone();
+            *bad.pointer_mut(pointer).unwrap() = array;
+            assert!(request(bad.clone()).is_err(), "{bad}");
+        }
+        // A column given as an array passes serde here (the source is kept as sent) and is
+        // refused when the generate source is parsed.
+        let mut bad = good;
+        bad["source"]["columns"] = serde_json::json!([["a", "int"]]);
+        let invalid = request(bad).unwrap().parse("2026-01-01").unwrap_err();
+        assert!(invalid.to_string().contains("invalid type"), "{invalid}");
     }
 
     #[test]

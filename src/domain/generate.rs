@@ -142,6 +142,7 @@ pub struct RawGenerate {
     rows: u64,
     #[serde(default)]
     seed: u64,
+    #[serde(deserialize_with = "super::json::objects")]
     columns: Vec<RawColumn>,
 }
 

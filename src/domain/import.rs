@@ -2,6 +2,7 @@
 //! the target table's schema are checked later, against the database.
 
 use super::invalid::{Collector, Invalid};
+use super::json::object;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub const REPORT_COLUMNS: [&str; 3] = ["_line", "_errors", "_raw"];
 }))]
 pub struct ImportRequest {
     /// Where the rows go.
+    #[serde(deserialize_with = "object")]
     pub target: Target,
     /// How they are loaded.
     #[serde(default)]
@@ -31,7 +33,7 @@ pub struct ImportRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key: Vec<String>,
     /// How the file is read.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub format: FileFormat,
     /// Extra rules per column (checked against the schema by the validator).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -250,6 +252,19 @@ mod tests {
 
     fn request(json: Value) -> ImportRequest {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn arrays_are_refused_where_the_spec_has_objects() {
+        for bad in [
+            serde_json::json!({"target": [null, "people"]}),
+            serde_json::json!({"target": {"table": "people"}, "format": ["csv", ","]}),
+        ] {
+            assert!(
+                serde_json::from_value::<ImportRequest>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

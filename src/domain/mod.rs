@@ -7,6 +7,7 @@ pub mod generate;
 pub mod import;
 pub mod invalid;
 pub mod job;
+pub mod json;
 pub mod names;
 pub mod record;
 pub mod result;

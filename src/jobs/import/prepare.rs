@@ -148,7 +148,7 @@ fn rules(
         };
         let extra: Option<RuleSpec> = match request.columns.get(&column.name) {
             None => None,
-            Some(value) => match serde_json::from_value(value.clone()) {
+            Some(value) => match crate::domain::json::object(value.clone()) {
                 Ok(rule) => Some(rule),
                 Err(e) => {
                     errors.push(format!("columns.{}", column.name), e.to_string());
