@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let json = openapi::finish(document).to_json().unwrap_or_default();
     router
-        .layer(Extension(openapi::Document(Arc::new(json))))
+        .layer(Extension(openapi::Document(json.into())))
         .fallback(|| async { error::ApiError::NotFound })
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())

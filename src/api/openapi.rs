@@ -8,9 +8,9 @@
 
 use super::error::Problem;
 use axum::Extension;
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
-use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, PathItem};
 use utoipa::{IntoResponses, Modify};
@@ -76,7 +76,7 @@ pub fn openapi_path(axum_path: &str) -> String {
 
 /// The rendered document, served as it is.
 #[derive(Clone)]
-pub struct Document(pub Arc<String>);
+pub struct Document(pub Bytes);
 
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
@@ -88,10 +88,7 @@ pub struct Document(pub Arc<String>);
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
 pub async fn document(Extension(document): Extension<Document>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.0.as_str().to_owned(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], document.0)
 }
 
 /// The caller's credentials are missing or invalid.
