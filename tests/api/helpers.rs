@@ -15,7 +15,13 @@ pub async fn fresh_postgres() -> String {
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
         panic!("PostgreSQL is not reachable at {admin} ({e}); run the tests with scripts/test, which starts it")
     });
-    let name = format!("ferry_t_{}", uuid::Uuid::new_v4().simple());
+    // The creation time in the name lets `scripts/test` drop what old runs left behind without
+    // touching the databases of a run that is still going.
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let name = format!("ferry_t_{created}_{}", uuid::Uuid::new_v4().simple());
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
