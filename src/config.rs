@@ -290,6 +290,10 @@ pub struct ConnectionSettings {
     /// Connections kept open to it.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Who may use it (export from it, import into it, see it and its tables and templates):
+    /// callers holding one of these scopes, or `admin`. Empty (the default): every caller.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 fn default_statement_timeout() -> Duration {
@@ -336,6 +340,22 @@ pub enum ParamType {
     Date,
     Timestamptz,
     Uuid,
+}
+
+impl ParamType {
+    /// Its name in configuration and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Int => "int",
+            Self::Bigint => "bigint",
+            Self::Numeric => "numeric",
+            Self::Bool => "bool",
+            Self::Date => "date",
+            Self::Timestamptz => "timestamptz",
+            Self::Uuid => "uuid",
+        }
+    }
 }
 
 /// `[webhooks]`.
@@ -468,6 +488,12 @@ impl Settings {
                     "connections.{name}.url must be a postgres:// or sqlite: URL"
                 ));
             }
+            if name == LOCAL_CONNECTION && !connection.scopes.is_empty() {
+                problems.push(format!(
+                    "connections.{LOCAL_CONNECTION}.scopes: the local connection is every caller's; \
+                     give a connection with scopes another name"
+                ));
+            }
         }
         for (name, template) in &self.templates {
             if self.connection(&template.connection).is_none() {
@@ -523,6 +549,7 @@ impl Settings {
             allow_sql: true,
             statement_timeout: default_statement_timeout(),
             max_connections: default_max_connections(),
+            scopes: Vec::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
-use crate::config::{Settings, is_postgres};
+use crate::config::{LOCAL_CONNECTION, Settings, is_postgres};
 use crate::domain::JobKind;
 use crate::jobs::Expiry;
 use crate::jobs::export::ExportHandler;
@@ -29,6 +29,23 @@ pub enum Role {
     Serve,
     /// Workers only (`ferry worker`).
     Worker,
+}
+
+/// Creates the embedded `local` connection's database file if it does not exist yet, so that
+/// its read-only export connections can open it in a fresh data directory.
+async fn create_local_database(settings: &Settings) -> anyhow::Result<()> {
+    if settings.connections.contains_key(LOCAL_CONNECTION) {
+        return Ok(());
+    }
+    let url = settings.local_connection().url;
+    crate::pipeline::sources::sqlite::create_if_missing(url.expose())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create the local connection's database in {}",
+                settings.data_dir.display()
+            )
+        })
 }
 
 /// A built application, ready to run.
@@ -57,6 +74,7 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
+        create_local_database(&settings).await?;
         let listener = match role {
             Role::Serve => Some(
                 TcpListener::bind(settings.listen)

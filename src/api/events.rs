@@ -78,8 +78,12 @@ impl Cursor {
                     tracing::warn!(job.id = %self.id, error = %error, "reading events failed; will look again")
                 }
             }
-            // A deleted job ends its stream.
-            self.state.store.get(self.id).await.ok().flatten()?;
+            // A deleted job ends its stream, and so does a job that is over once its events
+            // are sent: they are written with its state, so none can follow.
+            let job = self.state.store.get(self.id).await.ok().flatten()?;
+            if job.state.is_final() && self.after >= job.event_seq {
+                return None;
+            }
             self.wait().await;
         }
     }

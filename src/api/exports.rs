@@ -1,14 +1,17 @@
 //! `/v1/exports`: create, list, read, follow, download, cancel, retry, delete.
 
 use super::AppState;
+use super::discovery::allowed;
 use super::error::{ApiError, parse_json};
 use super::events;
 use super::jobs::{self, JobPath};
 use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
 use super::view::{JobEvent, JobView, download_link, render};
 use crate::auth::Caller;
-use crate::domain::{ExportRequest, Invalid, JobId, JobKind, JobState};
-use crate::jobs::sources::{check, resolve};
+use crate::domain::{
+    ExportRequest, ExportSpec, Invalid, JobId, JobKind, JobState, Progress, Source,
+};
+use crate::jobs::sources::{Resolved, check, resolve};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
 use axum::body::Bytes;
@@ -82,6 +85,7 @@ async fn create(
     super::limits::admit(&state, &caller).await?;
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let spec = request.parse(&today)?;
+    usable_source(&state, &caller, &spec)?;
     let resolved = resolve(&state.settings, &spec)?;
     let webhook_url = request
         .notify
@@ -109,7 +113,7 @@ async fn create(
         timeout: state.settings.workers.job_timeout,
         state: JobState::Queued,
         idempotency,
-        progress: Default::default(),
+        progress: initial_progress(&resolved),
         callback_url: request.notify.as_ref().and_then(|n| n.webhook_url.clone()),
     };
     let (status, job) = match state.store.insert(new).await? {
@@ -196,4 +200,41 @@ jobs::operations! {
     cancel: ("/v1/exports/{id}/cancel", "cancel_export",
         "Cancels an export: at once if it waits, within a second if it runs."),
     retry: ("/v1/exports/{id}/retry", "retry_export", "Runs a failed or cancelled export again."),
+}
+
+/// A new export's progress: the generator's row count is known before it starts.
+fn initial_progress(resolved: &Resolved) -> Progress {
+    match resolved {
+        Resolved::Generate(spec) => Progress {
+            total_rows_estimate: Some(spec.rows),
+            ..Progress::default()
+        },
+        _ => Progress::default(),
+    }
+}
+
+/// Refuses a source on a connection the caller may not use, with the answer an unknown
+/// connection or template gets.
+fn usable_source(state: &AppState, caller: &Caller, spec: &ExportSpec) -> Result<(), Invalid> {
+    let settings = &state.settings;
+    match &spec.source {
+        Source::Sql { connection, .. } if !allowed(settings, caller, connection) => {
+            Err(Invalid::field(
+                "source.connection",
+                format!("unknown connection {connection:?}"),
+            ))
+        }
+        Source::Template { template, .. }
+            if settings
+                .templates
+                .get(template)
+                .is_some_and(|t| !allowed(settings, caller, &t.connection)) =>
+        {
+            Err(Invalid::field(
+                "source.template",
+                format!("unknown template {template:?}"),
+            ))
+        }
+        _ => Ok(()),
+    }
 }

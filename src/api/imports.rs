@@ -11,7 +11,7 @@ use super::view::{JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
 use crate::domain::import::{Compression, FileFormat, Mode, Target};
 use crate::domain::{ImportRequest, Invalid, JobId, JobKind, JobState, Progress};
-use crate::jobs::import::prepare::{PrepareError, prepare};
+use crate::jobs::import::prepare::{PrepareError, connection_name, prepare};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
 use crate::storage::{StorageError, import_key};
@@ -368,6 +368,14 @@ async fn checked(
         "callback_url",
     )
     .await?;
+    let connection = connection_name(&state.settings, &spec)?;
+    if !super::discovery::allowed(&state.settings, caller, &connection) {
+        return Err(Invalid::field(
+            "target.connection",
+            format!("unknown connection {connection:?}"),
+        )
+        .into());
+    }
     prepare(&state.settings, request, &spec)
         .await
         .map_err(prepare_error)?;

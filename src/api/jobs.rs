@@ -135,6 +135,11 @@ pub async fn follow(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
+    // A client that already has the last event of a job that is over is told to stop
+    // reconnecting (a standard `EventSource` stops on `204`).
+    if job.state.is_final() && after >= job.event_seq {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     Ok(events::stream(state, job.id, after).into_response())
 }
 
@@ -291,6 +296,7 @@ macro_rules! operations {
             responses(
                 (status = 200, description = "The event stream", content_type = "text/event-stream",
                     body = $crate::api::view::JobEvent),
+                (status = 204, description = "The job is over and `Last-Event-ID` is its last event: stop reconnecting"),
                 $crate::api::openapi::NotFound,
                 $crate::api::openapi::Unauthorized,
                 $crate::api::openapi::Unavailable,

@@ -1,6 +1,7 @@
 //! The HTTP API: this module only merges the resources' routers and adds the layers.
 
 pub mod callbacks;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod exports;
@@ -62,6 +63,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(exports::router())
         .merge(imports::router())
+        .merge(discovery::router())
         .merge(health::router())
         .merge(metrics::router())
         .routes(routes!(openapi::document))

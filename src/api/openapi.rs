@@ -30,6 +30,7 @@ use utoipa::{IntoResponses, Modify};
     tags(
         (name = "exports", description = "Query results and synthetic data into files"),
         (name = "imports", description = "CSV files into tables"),
+        (name = "discovery", description = "Templates, connections and tables a caller may use"),
         (name = "files", description = "Ferry-signed links of the local file store"),
         (name = "operations", description = "Health, metrics and this document"),
     )

@@ -165,7 +165,7 @@ pub async fn render(state: &AppState, job: &Job) -> JobView {
         state: job.state,
         progress: ProgressView {
             counts: job.progress.clone(),
-            percent: job.progress.percent(),
+            percent: job.progress.percent(job.state == JobState::Succeeded),
         },
         attempt: job.attempt,
         max_attempts: job.max_attempts,

@@ -6,7 +6,7 @@
 pub mod jwt;
 
 use crate::api::error::ApiError;
-use crate::config::{AuthMode, AuthSettings};
+use crate::config::{AuthMode, AuthSettings, ConnectionSettings};
 use crate::domain::Job;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -25,6 +25,14 @@ impl Caller {
     /// Whether the caller has the `admin` scope of its tenant.
     pub fn is_admin(&self) -> bool {
         self.scopes.iter().any(|s| s == "admin")
+    }
+
+    /// Whether the caller may use `connection` (and see it, its tables and its templates):
+    /// every caller when it names no scopes, else callers with one of them or `admin`.
+    pub fn may_use(&self, connection: &ConnectionSettings) -> bool {
+        connection.scopes.is_empty()
+            || self.is_admin()
+            || self.scopes.iter().any(|s| connection.scopes.contains(s))
     }
 
     /// Whether the caller may see `job`: its owner, a subject it is shared with, or an admin of

@@ -188,18 +188,26 @@ pub struct Progress {
     pub rows_rejected: Option<u64>,
 }
 
+/// The most `percent` says before a job has succeeded.
+const UNFINISHED_PERCENT: f64 = 99.9;
+
 impl Progress {
-    /// Percent done, from whichever total is known; `None` without a total.
-    pub fn percent(&self) -> Option<f64> {
+    /// Percent done, from whichever total is known; `None` without a total. Until the job has
+    /// `succeeded` it stays below 100 (an estimate can be passed, and bytes read are not rows
+    /// committed); a succeeded job with a total is at 100.
+    pub fn percent(&self, succeeded: bool) -> Option<f64> {
         let (done, total) = match (self.total_bytes, self.total_rows_estimate) {
             (Some(total), _) => (self.bytes, total),
             (None, Some(total)) => (self.rows, total),
             (None, None) => return None,
         };
-        if total == 0 {
-            return None;
+        if succeeded {
+            return Some(100.0);
         }
-        let percent = (done as f64 / total as f64 * 100.0).min(100.0);
+        if total == 0 {
+            return Some(0.0);
+        }
+        let percent = (done as f64 / total as f64 * 100.0).min(UNFINISHED_PERCENT);
         Some((percent * 10.0).round() / 10.0)
     }
 }
@@ -251,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn percent_prefers_bytes_and_caps_at_one_hundred() {
+    fn percent_prefers_bytes_and_stays_below_one_hundred_until_success() {
         let progress = Progress {
             rows: 10,
             bytes: 50,
@@ -259,14 +267,20 @@ mod tests {
             total_rows_estimate: Some(5),
             ..Progress::default()
         };
-        assert_eq!(progress.percent(), Some(25.0));
+        assert_eq!(progress.percent(false), Some(25.0));
         let over = Progress {
             rows: 10,
             total_rows_estimate: Some(5),
             ..Progress::default()
         };
-        assert_eq!(over.percent(), Some(100.0));
-        assert_eq!(Progress::default().percent(), None);
+        assert_eq!(over.percent(false), Some(99.9));
+        assert_eq!(over.percent(true), Some(100.0));
+        let empty_total = Progress {
+            total_rows_estimate: Some(0),
+            ..Progress::default()
+        };
+        assert_eq!(empty_total.percent(false), Some(0.0));
+        assert_eq!(Progress::default().percent(false), None);
     }
 
     #[test]

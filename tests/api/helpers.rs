@@ -173,6 +173,7 @@ pub async fn test_settings(shape: Shape) -> (ferry::config::Settings, String, Op
             allow_sql: true,
             statement_timeout: Duration::from_secs(30),
             max_connections: 2,
+            scopes: Vec::new(),
         },
     );
     let mut prefix = None;

@@ -4,6 +4,7 @@
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
+pub mod tables;
 
 use crate::domain::import::Mode;
 use schema::TableSchema;

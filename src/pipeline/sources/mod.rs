@@ -122,9 +122,10 @@ pub fn channel() -> (ChunkSender, ChunkReceiver) {
 
 /// Opens the synthetic generator: it runs on a blocking thread and waits on the channel.
 pub fn open_generator(spec: crate::domain::generate::GenerateSpec) -> Opened {
+    // The generator's count is exact, so progress has a real percent.
+    let estimate = Some(spec.rows);
     let mut generator = generate::Generator::new(spec);
     let columns = generator.columns();
-    let estimate = None;
     let (tx, chunks) = channel();
     // The thread writes in the caller's span (a job's), like the rest of the job.
     let span = tracing::Span::current();

@@ -8,8 +8,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{
-    AssertSqlSafe, Column, ConnectOptions, Executor, Row as _, SqlSafeStr, SqliteConnection,
-    TypeInfo, ValueRef,
+    AssertSqlSafe, Column, ConnectOptions, Connection as _, Executor, Row as _, SqlSafeStr,
+    SqliteConnection, TypeInfo, ValueRef,
 };
 use std::str::FromStr;
 use tracing::Instrument;
@@ -110,5 +110,15 @@ pub async fn check(url: &str, sql: &str) -> Result<(), SourceError> {
         .await?;
     conn.describe(AssertSqlSafe(sql.to_owned()).into_sql_str())
         .await?;
+    Ok(())
+}
+
+/// Creates the database file at `url` if it does not exist (an empty database).
+pub async fn create_if_missing(url: &str) -> Result<(), SourceError> {
+    let conn = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .connect()
+        .await?;
+    conn.close().await?;
     Ok(())
 }
