@@ -473,9 +473,8 @@ impl Settings {
                     .to_owned(),
             );
         }
-        if self.workers.concurrency == 0 || self.workers.max_attempts == 0 {
-            problems
-                .push("workers.concurrency and workers.max_attempts must be at least 1".to_owned());
+        if self.workers.max_attempts == 0 {
+            problems.push("workers.max_attempts must be at least 1".to_owned());
         }
         if self.workers.lease < Duration::from_secs(1) {
             problems.push("workers.lease must be at least 1s".to_owned());

@@ -7,7 +7,18 @@ use ferry::startup::{Application, Role, stop_on_signals};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // Once, on one line, with its causes: what to fix, not a backtrace.
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     ferry::telemetry::init();
     let settings = || Settings::load(cli.config.as_deref(), std::env::vars());

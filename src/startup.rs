@@ -48,6 +48,44 @@ async fn create_local_database(settings: &Settings) -> anyhow::Result<()> {
         })
 }
 
+/// How long the start-up look at a data connection waits.
+const CONNECTION_CHECK: Duration = Duration::from_secs(5);
+
+/// Looks at every configured data connection in the background and warns, naming it, about one
+/// that does not answer: exports and imports on it would fail, but the others work, so it does
+/// not stop the start.
+fn warn_about_unreachable_connections(settings: &Settings) {
+    for (name, connection) in &settings.connections {
+        let name = name.clone();
+        let url = connection.url.expose().to_owned();
+        tokio::spawn(async move {
+            let outcome = tokio::time::timeout(CONNECTION_CHECK, probe_connection(&url)).await;
+            let problem = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {CONNECTION_CHECK:?}"),
+            };
+            tracing::warn!(connection = %name, error = %problem, "data connection {name:?} is not reachable; jobs on it will fail until it is");
+        });
+    }
+}
+
+/// Opens and closes one connection to the database at `url` (a SQLite file read-only, so a
+/// missing file is reported rather than created).
+async fn probe_connection(url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::{ConnectOptions, Connection};
+    if is_postgres(url) {
+        sqlx::PgConnection::connect(url).await?.close().await
+    } else {
+        <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)?
+            .read_only(true)
+            .connect()
+            .await?
+            .close()
+            .await
+    }
+}
+
 /// A built application, ready to run.
 pub struct Application {
     settings: Arc<Settings>,
@@ -74,7 +112,13 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
+        if role == Role::Worker && settings.workers.concurrency == 0 {
+            anyhow::bail!(
+                "`ferry worker` runs jobs, and workers.concurrency = 0 runs none: set it to 1 or more"
+            );
+        }
         create_local_database(&settings).await?;
+        warn_about_unreachable_connections(&settings);
         let listener = match role {
             Role::Serve => Some(
                 TcpListener::bind(settings.listen)
@@ -94,6 +138,12 @@ impl Application {
             .await
             .context("cannot open the metadata database")?;
         let storage = Storage::from_settings(&settings).context("cannot open the object store")?;
+        if let Err(error) = storage.ping().await {
+            anyhow::bail!(
+                "the object store cannot be used: {}",
+                crate::storage::explain(&error, &settings.storage)
+            );
+        }
         let webhooks = WebhookHandler::new(&settings.webhooks)
             .context("webhooks.secret is not a usable whsec_ secret")?
             .with_timeout(settings.webhooks.timeout);
@@ -170,12 +220,15 @@ impl Application {
             max_running_per_tenant: settings.limits.max_running_per_tenant,
             executor,
         };
-        let workers = tokio::spawn(pool::run(
-            self.store.clone(),
-            handlers,
-            pool_settings,
-            shutdown.clone(),
-        ));
+        // `workers.concurrency = 0` makes `ferry serve` API-only: no pool at all.
+        let workers = (pool_settings.concurrency > 0).then(|| {
+            tokio::spawn(pool::run(
+                self.store.clone(),
+                handlers,
+                pool_settings,
+                shutdown.clone(),
+            ))
+        });
         if let Some(listener) = self.listener {
             let state = AppState {
                 settings: settings.clone(),
@@ -194,7 +247,11 @@ impl Application {
                 .await
                 .context("the HTTP server failed")?;
         }
-        workers.await.context("the worker pool panicked")?;
+        if let Some(workers) = workers {
+            workers.await.context("the worker pool panicked")?;
+        } else {
+            shutdown.cancelled().await;
+        }
         upkeep.cancel();
         while tasks.join_next().await.is_some() {}
         Ok(())

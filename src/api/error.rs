@@ -36,6 +36,9 @@ pub enum ApiError {
     /// A dependency (metadata database, object store) is not answering.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A dependency `/readyz` checks is not ready: which one and why, without secrets.
+    #[error("{0}")]
+    NotReady(String),
     /// A bug or an unexpected failure; details go to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -114,6 +117,7 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready"),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -40,15 +40,18 @@ async fn live() -> &'static str {
     )
 )]
 async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?;
-    state
-        .storage
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?;
-    Ok("ready")
+    let mut problems = Vec::new();
+    if let Err(error) = state.store.ping().await {
+        problems.push(format!("metadata database: {error}"));
+    }
+    if let Err(error) = state.storage.ping().await {
+        let why = crate::storage::explain(&error, &state.settings.storage);
+        problems.push(format!("object store: {why}"));
+    }
+    if problems.is_empty() {
+        return Ok("ready");
+    }
+    let detail = problems.join("; ");
+    tracing::warn!(error = %detail, "not ready");
+    Err(ApiError::NotReady(detail))
 }

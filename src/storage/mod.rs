@@ -10,6 +10,7 @@
 
 mod disposition;
 mod error;
+mod explain;
 mod key;
 mod link_key;
 mod links;
@@ -20,6 +21,7 @@ mod upload;
 
 pub use disposition::{content_disposition, safe_filename};
 pub use error::StorageError;
+pub use explain::explain;
 pub use key::{ObjectKey, export_key, import_key};
 pub use links::MAX_LINK_TTL;
 pub use serve::{router, routes};
@@ -157,11 +159,11 @@ impl Storage {
                 }
             }
             Backend::S3(s3) => {
-                // A key that never exists: "not found" proves the bucket and credentials work.
-                let probe = object_store::path::Path::from("ferry-readiness-probe");
-                match s3.head(&probe).await {
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(StorageError::from_store(probe.as_ref(), e)),
+                // One page of a listing: unlike a HEAD of a missing key, whose 404 has no body,
+                // it tells a missing bucket (`NoSuchBucket`) from a working one.
+                match s3.list(None).next().await {
+                    None | Some(Ok(_)) => Ok(()),
+                    Some(Err(e)) => Err(StorageError::from_store("", e)),
                 }
             }
         }

@@ -16,6 +16,7 @@ mod newcomer;
 mod openapi;
 mod process;
 mod queue;
+mod startup;
 mod storage;
 mod webhooks;
 mod workers;
