@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -64,6 +65,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(page::router())
         .routes(routes!(openapi::document))
 }
 

@@ -32,6 +32,7 @@ use utoipa::{IntoResponses, Modify};
         (name = "imports", description = "CSV files into tables"),
         (name = "files", description = "Ferry-signed links of the local file store"),
         (name = "operations", description = "Health, metrics and this document"),
+        (name = "web", description = "The web page and the JavaScript client `ferry.js`"),
     )
 )]
 pub struct ApiDoc;
