@@ -82,7 +82,7 @@ function notify(text, {kind = "info"} = {}) {
 function describe(error) {
   if (error instanceof FerryError) {
     const fields = (error.problem?.errors || []).map((e) => `${e.field}: ${e.message}`);
-    return [error.message, ...fields].join(" — ");
+    return [error.message, ...fields.filter((f) => !error.message.includes(f))].join(" — ");
   }
   return error?.message || String(error);
 }
@@ -162,6 +162,7 @@ function when(timestamp) {
 class Panel {
   #items = new Map();     // id -> {job, node}
   #followed = new Map();  // id -> AbortController of the panel's own stream
+  #elsewhere = new Set(); // ids of jobs a form follows (the panel opens no second stream)
 
   clear() {
     for (const controller of this.#followed.values()) controller.abort();
@@ -200,6 +201,7 @@ class Panel {
       $("jobs-message").textContent = "";
     }
     item.job = job;
+    if (FINAL_STATES.includes(job.state)) this.#elsewhere.delete(job.id);
     draw(item.node, job);
     if (follow) this.follow(job);
   }
@@ -207,7 +209,7 @@ class Panel {
   /** Follows a running or queued job until it is done (one stream per job). */
   follow(job) {
     if (FINAL_STATES.includes(job.state) || job.state === "awaiting_upload") return;
-    if (this.#followed.has(job.id)) return;
+    if (this.#followed.has(job.id) || this.#elsewhere.has(job.id)) return;
     const controller = new AbortController();
     this.#followed.set(job.id, controller);
     ferry.follow(job.kind, job.id, {signal: controller.signal, onProgress: (j) => this.show(j)})
@@ -221,8 +223,17 @@ class Panel {
 
   /** Someone else (the export or upload form) follows this job. */
   followedElsewhere(job) {
+    if (!FINAL_STATES.includes(job.state)) this.#elsewhere.add(job.id);
     this.#followed.get(job.id)?.abort();
     this.#followed.delete(job.id);
+  }
+
+  /** A form stopped following a job (it ended, or following failed): the panel may again. */
+  release(job) {
+    if (!job) return;
+    this.#elsewhere.delete(job.id);
+    const item = this.#items.get(job.id);
+    if (item) this.follow(item.job);
   }
 
   remove(id) {
@@ -287,9 +298,11 @@ function drawFacts(list, job) {
   }
   facts.push(["Created", when(job.created_at)]);
   if (job.finished_at) facts.push(["Finished", when(job.finished_at)]);
-  list.replaceChildren(...facts.flatMap(([term, value]) => [
-    element("dt", {text: term}), element("dd", {text: value}),
-  ]));
+  list.replaceChildren(...facts.map(([term, value]) => {
+    const pair = element("div");
+    pair.append(element("dt", {text: term}), element("dd", {text: value}));
+    return pair;
+  }));
 }
 
 function drawActions(node, job) {
@@ -488,11 +501,11 @@ exportForm.addEventListener("submit", async (event) => {
   error.hidden = true;
   const submit = exportForm.querySelector("button[type=submit]");
   submit.disabled = true;
-  let shown = false;
+  let followed = null;
   try {
     const job = await ferry.exportFile(exportSpec(), {
       onProgress: (j) => {
-        if (!shown) { shown = true; submit.disabled = false; panel.followedElsewhere(j); }
+        if (!followed) { followed = j; submit.disabled = false; panel.followedElsewhere(j); }
         panel.show(j);
       },
     });
@@ -508,6 +521,7 @@ exportForm.addEventListener("submit", async (event) => {
     }
   } finally {
     submit.disabled = false;
+    panel.release(followed);
   }
 });
 
@@ -570,6 +584,7 @@ uploadForm.addEventListener("submit", async (event) => {
   bar.max = chosenFile.size || 1;
   bar.value = 0;
   $("upload-bytes").textContent = `0 B of ${bytes(chosenFile.size)}`;
+  let followed = null;
   try {
     const job = await ferry.importFile(chosenFile, importSpec(), {
       onUploadProgress: ({loaded, total}) => {
@@ -578,6 +593,7 @@ uploadForm.addEventListener("submit", async (event) => {
         $("upload-bytes").textContent = `${bytes(loaded)} of ${bytes(total)} sent`;
       },
       onProgress: (j, step) => {
+        followed = j;
         panel.followedElsewhere(j);
         panel.show(j);
         if (step === "started" || j.state === "running" || j.state === "queued") {
@@ -602,6 +618,7 @@ uploadForm.addEventListener("submit", async (event) => {
     }
   } finally {
     submit.disabled = false;
+    panel.release(followed);
   }
 });
 
