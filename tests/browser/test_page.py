@@ -246,6 +246,7 @@ class ForeignSite(http.server.ThreadingHTTPServer):
     def __init__(self, ferry_base: str, html: str):
         self.ferry = ferry_base.removeprefix("http://")
         self.html = html.encode()
+        self.event_requests = []  # the Last-Event-ID of each events request (None: the first)
         super().__init__(("127.0.0.1", 0), ForeignHandler)
 
     @property
@@ -283,7 +284,18 @@ class ForeignHandler(http.server.BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Connection", "close")
         self.end_headers()
+        events = self.path.endswith("/events") and response.status == 200
+        if events:
+            self.server.event_requests.append(self.headers.get("Last-Event-ID"))
+        # Like a proxy that drops long requests: the first event stream is cut after its first
+        # event, so the client must resume with Last-Event-ID.
+        cut = events and len(self.server.event_requests) == 1
+        sent = b""
         while chunk := response.read1(65536):  # streams the events as they come
+            if cut and b"\n\n" in sent + chunk:
+                self.wfile.write(chunk[: (sent + chunk).index(b"\n\n") + 2 - len(sent)])
+                break
+            sent += chunk if cut else b""
             self.wfile.write(chunk)
             self.wfile.flush()
         upstream.close()
@@ -310,7 +322,8 @@ FOREIGN_PAGE = """<!doctype html>
 """
 
 
-def test_ferry_js_imported_by_a_foreign_page_gives_its_download_button(server, watched_page):
+def test_ferry_js_imported_by_a_foreign_page_gives_its_download_button_even_when_its_stream_drops(
+        server, watched_page):
     site = ForeignSite(server.base, FOREIGN_PAGE.replace("FERRY", server.base))
     thread = threading.Thread(target=site.serve_forever, daemon=True)
     thread.start()
@@ -326,6 +339,8 @@ def test_ferry_js_imported_by_a_foreign_page_gives_its_download_button(server, w
         assert {row[1] for row in rows[1:]} == {"a", "b"}
         expect(page.locator("#status")).to_have_text("done: 300 rows")
         assert f"{server.base}/ferry.js" in watched.requests  # imported across origins
+        # The first stream was cut after one event; the client resumed after it.
+        assert site.event_requests[:2] == [None, "1"], site.event_requests
         assert watched.errors == [], watched.errors
     finally:
         site.shutdown()
