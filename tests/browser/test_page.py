@@ -90,7 +90,7 @@ def create_people(directory: Path) -> None:
         db.execute(PEOPLE)
 
 
-def test_the_page_loads_with_no_console_error_and_no_request_to_another_host(server, watched_page):
+def test_the_page_loads_with_no_console_error_no_request_elsewhere_and_works_from_the_keyboard(server, watched_page):
     page, watched = watched_page
     open_page(page, server)
     expect(page.locator("#jobs-message")).to_have_text("No jobs yet: start an export or upload a file.")
@@ -99,6 +99,17 @@ def test_the_page_loads_with_no_console_error_and_no_request_to_another_host(ser
     # The discovery endpoints may be missing: the forms fall back to typed names.
     expect(page.locator("#upload-table")).to_be_editable()
     page.wait_for_load_state("networkidle")
+    # Every control has a label, and the export starts from the keyboard alone.
+    unlabelled = page.evaluate("""[...document.querySelectorAll("input, select, textarea, button")]
+        .filter((c) => !(c.labels?.length || c.getAttribute("aria-label") || c.textContent.trim()))
+        .map((c) => c.outerHTML)""")
+    assert unlabelled == [], unlabelled
+    page.locator("#export-name").focus()
+    page.keyboard.type("Typed")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Start the export"
+    with page.expect_download():
+        page.keyboard.press("Enter")
     assert watched.errors == [], watched.errors
     assert watched.foreign_requests(server.base) == [], watched.requests
     assert {"/", "/app.js", "/app.css", "/ferry.js"} <= {r.removeprefix(server.base) for r in watched.requests}
