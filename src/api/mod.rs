@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -66,6 +67,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(discovery::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(page::router())
         .routes(routes!(openapi::document))
 }
 

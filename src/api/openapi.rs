@@ -33,6 +33,7 @@ use utoipa::{IntoResponses, Modify};
         (name = "discovery", description = "Templates, connections and tables a caller may use"),
         (name = "files", description = "Ferry-signed links of the local file store"),
         (name = "operations", description = "Health, metrics and this document"),
+        (name = "web", description = "The web page and the JavaScript client `ferry.js`"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,387 @@
+"""The web page (`GET /`) and `ferry.js` in a real browser against a real `ferry serve`."""
+
+import csv
+import http.client
+import http.server
+import io
+import re
+import sqlite3
+import threading
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+from conftest import REPO
+
+PEOPLE = "CREATE TABLE people (id INTEGER NOT NULL, name TEXT NOT NULL, age INTEGER)"
+
+
+def open_page(page, server):
+    page.goto(server.base + "/")
+    expect(page.get_by_role("heading", name="Downloads and uploads")).to_be_visible()
+
+
+def job_card(page, name):
+    return page.locator("li.job", has=page.locator(".job-name", has_text=name))
+
+
+def export_generated(page, name, rows, fmt="csv"):
+    """Starts a generated-data export from the form; returns the download."""
+    page.get_by_label("Generated data").check()
+    page.get_by_label("Rows", exact=True).fill(str(rows))
+    page.get_by_label("Format").select_option(fmt)
+    page.locator("#export-name").fill(name)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Start the export").click()
+    return info.value
+
+
+def export_sql(page, name, query, connection="local"):
+    page.get_by_label("SQL").check()
+    page.locator("#sql-connection").fill(connection)
+    page.get_by_label("Query").fill(query)
+    page.get_by_label("Format").select_option("csv")
+    page.locator("#export-name").fill(name)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Start the export").click()
+    return info.value
+
+
+def read_csv(download):
+    return list(csv.reader(io.StringIO(Path(download.path()).read_text())))
+
+
+def people_csv(good: int) -> str:
+    """`good` valid rows plus two bad ones (a missing NOT NULL name, an age that is no integer)."""
+    lines = ["id,name,age"]
+    for i in range(1, good + 1):
+        lines.append(f"{i},Person {i},{20 + i % 50}")
+        if i == 3:
+            lines.append(f"{good + 1},,33")
+        if i == 7:
+            lines.append(f"{good + 2},Bad Age,abc")
+    return "\n".join(lines) + "\n"
+
+
+def upload_people(page, tmp_path, good=500, table="people", drop=False):
+    """Uploads people.csv from the form (picked, or dropped on the zone) and waits for the
+    import's result."""
+    path = tmp_path / "people.csv"
+    path.write_text(people_csv(good))
+    if drop:
+        transfer = page.evaluate_handle(
+            """(text) => { const t = new DataTransfer();
+                           t.items.add(new File([text], "people.csv", {type: "text/csv"})); return t; }""",
+            path.read_text())
+        page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    else:
+        page.set_input_files("#upload-file", str(path))
+    expect(page.locator("#upload-chosen")).to_contain_text("people.csv")
+    page.locator("#upload-connection").fill("local")
+    page.locator("#upload-table").fill(table)
+    page.get_by_label("Mode").select_option("append")
+    page.get_by_role("button", name="Upload and import").click()
+    expect(page.locator("#upload-result .inserted")).to_have_text(f"{good:,}", timeout=20_000)
+    return path
+
+
+def create_people(directory: Path) -> None:
+    with sqlite3.connect(directory / "local.db") as db:
+        db.execute(PEOPLE)
+
+
+def test_the_page_loads_with_no_console_error_no_request_elsewhere_and_works_from_the_keyboard(server, watched_page):
+    page, watched = watched_page
+    open_page(page, server)
+    expect(page.locator("#jobs-message")).to_have_text("No jobs yet: start an export or upload a file.")
+    formats = page.locator("#export-format option").all_text_contents()
+    assert formats == ["csv", "csv.gz", "jsonl", "jsonl.gz"]
+    # The discovery endpoints may be missing: the forms fall back to typed names.
+    expect(page.locator("#upload-table")).to_be_editable()
+    page.wait_for_load_state("networkidle")
+    # Every control has a label, and the export starts from the keyboard alone.
+    unlabelled = page.evaluate("""[...document.querySelectorAll("input, select, textarea, button")]
+        .filter((c) => !(c.labels?.length || c.getAttribute("aria-label") || c.textContent.trim()))
+        .map((c) => c.outerHTML)""")
+    assert unlabelled == [], unlabelled
+    page.locator("#export-name").focus()
+    page.keyboard.type("Typed")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Start the export"
+    with page.expect_download():
+        page.keyboard.press("Enter")
+    assert watched.errors == [], watched.errors
+    assert watched.foreign_requests(server.base) == [], watched.requests
+    assert {"/", "/app.js", "/app.css", "/ferry.js"} <= {r.removeprefix(server.base) for r in watched.requests}
+
+
+RECORD_STATES = """
+window.seenStates = [];
+new MutationObserver(() => {
+  for (const badge of document.querySelectorAll("li.job .state")) {
+    const seen = `${badge.closest("li.job").querySelector(".job-name").textContent}: ${badge.textContent}`;
+    if (window.seenStates.at(-1) !== seen) window.seenStates.push(seen);
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_a_generated_export_shows_progress_in_the_panel_and_downloads_automatically(server, watched_page):
+    page, watched = watched_page
+    page.add_init_script(RECORD_STATES)
+    open_page(page, server)
+    download = export_generated(page, "Five thousand", 5000)
+    rows = read_csv(download)
+    assert rows[0] == ["id", "name", "email"]
+    assert len(rows) == 5001
+    assert all(len(row) == 3 for row in rows)
+    assert download.suggested_filename.endswith(".csv")
+    card = job_card(page, "Five thousand")
+    expect(card.locator(".state")).to_have_text("succeeded")
+    expect(card.locator(".job-progress")).to_have_attribute("value", "100")
+    expect(card.locator(".job-progress-text")).to_contain_text("5,000 rows")
+    # The card was there, live, before the job ended.
+    states = page.evaluate("window.seenStates")
+    assert states[0] in ("Five thousand: queued", "Five thousand: running"), states
+    assert states[-1] == "Five thousand: succeeded", states
+    expect(page.locator(".notice")).to_contain_text("— 5,000 rows")
+    page.locator(".notice").get_by_role("button").click()
+    expect(page.locator(".notice")).to_have_count(0)
+    assert watched.errors == [], watched.errors
+    assert watched.foreign_requests(server.base) == [], watched.requests
+
+
+def test_a_sql_export_of_the_local_sqlite_connection_downloads_the_right_rows(make_server, watched_page):
+    def prepare(directory):
+        with sqlite3.connect(directory / "local.db") as db:
+            db.execute("CREATE TABLE cities (name TEXT, population INTEGER)")
+            db.executemany("INSERT INTO cities VALUES (?, ?)",
+                           [("Lyon", 522_250), ("Oslo, Norway", 709_037), ('Say "hi"', 1)])
+    server = make_server(prepare=prepare)
+    page, watched = watched_page
+    open_page(page, server)
+    download = export_sql(page, "Cities", "SELECT name, population FROM cities ORDER BY population DESC")
+    assert read_csv(download) == [["name", "population"], ["Oslo, Norway", "709037"],
+                                  ["Lyon", "522250"], ['Say "hi"', "1"]]
+    expect(job_card(page, "Cities").locator(".state")).to_have_text("succeeded")
+    assert watched.errors == [], watched.errors
+
+
+def test_after_a_reload_the_panel_lists_the_jobs_made_before(server, watched_page):
+    page, _ = watched_page
+    open_page(page, server)
+    export_generated(page, "Before the reload", 100, fmt="jsonl")
+    status, job = server.request("POST", "/v1/exports", {
+        "name": "Made through the API", "format": "csv.gz",
+        "source": {"type": "generate", "rows": 10, "columns": [{"name": "n", "kind": "int"}]}})
+    assert status == 202, job
+    server.wait_final("export", job["id"])
+    page.reload()
+    names = page.locator("li.job .job-name")
+    expect(names).to_have_text(["Made through the API", "Before the reload"])
+    for name in ("Made through the API", "Before the reload"):
+        expect(job_card(page, name).locator(".state")).to_have_text("succeeded")
+        expect(job_card(page, name).get_by_role("button", name="Download")).to_be_visible()
+
+
+def test_an_upload_with_two_bad_rows_shows_progress_counts_and_the_rejected_lines(
+        make_server, watched_page, tmp_path):
+    server = make_server(prepare=create_people)
+    page, watched = watched_page
+    open_page(page, server)
+    upload_people(page, tmp_path, good=2000)
+    size = (tmp_path / "people.csv").stat().st_size
+    bar = page.locator("#upload-progress")
+    expect(bar).to_have_attribute("value", "100")
+    expect(page.locator("#upload-result .rejected")).to_have_text("2")
+    table = page.locator("#upload-result table.rejects")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    lines = table.locator("tbody tr td:first-child").all_text_contents()
+    errors = table.locator("tbody tr td:last-child").all_text_contents()
+    assert lines == ["5", "10"], lines  # the header is line 1
+    assert errors == ["name: required", 'age: not an integer: "abc"'], errors  # quotes parsed
+    # The whole rejects CSV, fetched with the token and offered as a file.
+    with page.expect_download() as info:
+        page.locator("#upload-result").get_by_role("button", name="Download all rejected rows (CSV)").click()
+    rejects = read_csv(info.value)
+    assert rejects[0][:3] == ["id", "name", "age"] and "_line" in rejects[0] and "_errors" in rejects[0]
+    assert len(rejects) == 3
+    with sqlite3.connect(server.local_db) as db:
+        assert db.execute("SELECT count(*), min(id), max(id) FROM people").fetchone() == (2000, 1, 2000)
+    card = job_card(page, "people")
+    expect(card.locator(".state")).to_have_text("succeeded")
+    expect(card.locator(".job-facts")).to_contain_text("2,000 in, 2 rejected")
+    assert size > 0
+    assert watched.errors == [], watched.errors
+    assert watched.foreign_requests(server.base) == [], watched.requests
+
+
+def test_with_api_keys_the_page_asks_for_the_token_then_lists_and_downloads(make_server, watched_page, tmp_path):
+    server = make_server(auth="api_keys", prepare=create_people)
+    page, watched = watched_page
+    open_page(page, server)
+    dialog = page.get_by_role("dialog", name="Sign in")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Token").fill("not-the-key")
+    dialog.get_by_role("button", name="Sign in").click()
+    expect(dialog).to_contain_text("That token was refused")
+    dialog.get_by_label("Token").fill(server.token)
+    dialog.get_by_role("button", name="Sign in").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#jobs-message")).to_have_text("No jobs yet: start an export or upload a file.")
+    assert page.evaluate("sessionStorage.getItem('ferry.token')") == server.token
+    download = export_generated(page, "With a key", 250)
+    assert len(read_csv(download)) == 251
+    expect(job_card(page, "With a key").locator(".state")).to_have_text("succeeded")
+    # Uploads (this one dropped on the zone) and the rejects CSV work with the token too.
+    upload_people(page, tmp_path, good=20, drop=True)
+    with page.expect_download() as info:
+        page.locator("#upload-result").get_by_role("button", name="Download all rejected rows (CSV)").click()
+    assert len(read_csv(info.value)) == 3
+    # Signing out forgets the token.
+    page.get_by_role("button", name="Sign out").click()
+    assert page.evaluate("sessionStorage.getItem('ferry.token')") is None
+    page.get_by_role("button", name="Refresh").click()
+    expect(dialog).to_be_visible()
+    # 401s while signing in are expected console errors of failed requests; nothing else.
+    assert [e for e in watched.errors if "401" not in e] == [], watched.errors
+
+
+class ForeignSite(http.server.ThreadingHTTPServer):
+    """Someone else's site on another origin: its own page, and Ferry's API under its own
+    origin through a reverse proxy (the API sends no CORS headers, so a page on another origin
+    reaches it through its own server; `ferry.js` itself is imported cross-origin)."""
+
+    daemon_threads = True
+
+    def __init__(self, ferry_base: str, html: str):
+        self.ferry = ferry_base.removeprefix("http://")
+        self.html = html.encode()
+        self.event_requests = []  # the Last-Event-ID of each events request (None: the first)
+        super().__init__(("127.0.0.1", 0), ForeignHandler)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ForeignHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path == "/":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(self.server.html)))
+            self.end_headers()
+            self.wfile.write(self.server.html)
+            return
+        self.proxy()
+
+    def do_POST(self):
+        self.proxy()
+
+    def proxy(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        upstream = http.client.HTTPConnection(self.server.ferry, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        response = upstream.getresponse()
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        events = self.path.endswith("/events") and response.status == 200
+        if events:
+            self.server.event_requests.append(self.headers.get("Last-Event-ID"))
+        # Like a proxy that drops long requests: the first event stream is cut after its first
+        # event, so the client must resume with Last-Event-ID.
+        cut = events and len(self.server.event_requests) == 1
+        sent = b""
+        while chunk := response.read1(65536):  # streams the events as they come
+            if cut and b"\n\n" in sent + chunk:
+                self.wfile.write(chunk[: (sent + chunk).index(b"\n\n") + 2 - len(sent)])
+                break
+            sent += chunk if cut else b""
+            self.wfile.write(chunk)
+            self.wfile.flush()
+        upstream.close()
+
+
+FOREIGN_PAGE = """<!doctype html>
+<html><head><title>Seeds</title><link rel="icon" href="data:,"></head><body>
+<h1>Seeds</h1>
+<button id="download" disabled>Download</button> <span id="status"></span>
+<script type="module">
+  import {Ferry} from "FERRY/ferry.js";
+  const ferry = new Ferry({baseUrl: ""});
+  const button = document.getElementById("download");
+  const status = document.getElementById("status");
+  button.disabled = false;
+  button.addEventListener("click", async () => {
+    const spec = {name: "Seeds", format: "csv", source: {type: "generate", rows: 300, seed: 7,
+                  columns: [{name: "seed", kind: "uuid"}, {name: "segment", kind: "enum", values: ["a", "b"]}]}};
+    const job = await ferry.exportFile(spec, {onProgress: (j) => { status.textContent = j.state; }});
+    status.textContent = `done: ${job.result.file.rows} rows`;
+  });
+</script>
+</body></html>
+"""
+
+
+def test_ferry_js_imported_by_a_foreign_page_gives_its_download_button_even_when_its_stream_drops(
+        server, watched_page):
+    site = ForeignSite(server.base, FOREIGN_PAGE.replace("FERRY", server.base))
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page, watched = watched_page
+        page.goto(site.base + "/")
+        button = page.get_by_role("button", name="Download")
+        expect(button).to_be_enabled()
+        with page.expect_download() as info:
+            button.click()
+        rows = read_csv(info.value)
+        assert rows[0] == ["seed", "segment"] and len(rows) == 301
+        assert {row[1] for row in rows[1:]} == {"a", "b"}
+        expect(page.locator("#status")).to_have_text("done: 300 rows")
+        assert f"{server.base}/ferry.js" in watched.requests  # imported across origins
+        # The first stream was cut after one event; the client resumed after it.
+        assert site.event_requests[:2] == [None, "1"], site.event_requests
+        assert watched.errors == [], watched.errors
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def test_screenshots_of_a_filled_panel(make_server, browser, tmp_path):
+    server = make_server(prepare=create_people)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    open_page(page, server)
+    export_generated(page, "Customers — test data", 5000, fmt="csv.gz")
+    export_generated(page, "Orders sample", 1200, fmt="jsonl")
+    upload_people(page, tmp_path, good=300)
+    status, job = server.request("POST", "/v1/exports", {
+        "name": "Every order since 1970", "format": "csv",
+        "source": {"type": "generate", "rows": 2_000_000_000, "columns": [{"name": "id", "kind": "uuid"}]}})
+    assert status == 202, job
+    page.reload()
+    card = job_card(page, "Every order since 1970")
+    card.get_by_role("button", name=re.compile("^Cancel ")).click()
+    expect(card.locator(".state")).to_have_text("cancelled")
+    people = job_card(page, "people")
+    people.get_by_role("button", name=re.compile("^Rejects ")).click()
+    expect(people.locator("table.rejects tbody tr")).to_have_count(2)
+    page.evaluate("document.activeElement.blur()")
+    page.screenshot(path=str(REPO / "docs" / "screenshot.png"), full_page=True)
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.screenshot(path=str(REPO / "docs" / "screenshot-phone.png"), full_page=True)
+    # Readable at a phone's width: nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    context.close()
