@@ -548,13 +548,12 @@ drop.addEventListener("drop", (event) => {
 
 $("upload-mode").addEventListener("change", () => { $("upload-key-field").hidden = $("upload-mode").value !== "upsert"; });
 
+/** Offers the chosen connection's tables as suggestions; any name may still be typed. */
 async function drawTables() {
   const connection = $("upload-connection").value.trim();
   const tables = connection ? await discover(() => ferry.tables(connection)) : [];
   const names = tables.map((t) => (t.schema && t.schema !== "public" ? `${t.schema}.${t.name}` : t.name));
-  const current = $("upload-table");
-  if (!names.length && current.tagName === "INPUT") return; // keep what is typed
-  choice($("upload-table-slot"), "upload-table", names, {placeholder: "people", value: current.value});
+  options($("upload-tables"), names);
 }
 
 function importSpec() {
@@ -653,6 +652,8 @@ async function loadChoices() {
   const names = connections.map((c) => c.name);
   const upload = choice($("upload-connection-slot"), "upload-connection", names, {placeholder: "local (or leave empty)", value: names.includes("local") ? "local" : ""});
   upload.addEventListener("change", drawTables);
+  // A table made since the page loaded shows up the next time the field is used.
+  $("upload-table").addEventListener("focus", drawTables);
   await drawTables();
 }
 
@@ -666,7 +667,6 @@ function start() {
   showSignOut();
   choice($("sql-connection-slot"), "sql-connection", [], {placeholder: "local", value: "local"});
   choice($("upload-connection-slot"), "upload-connection", [], {placeholder: "local (or leave empty)"});
-  choice($("upload-table-slot"), "upload-table", [], {placeholder: "people"});
   refresh();
 }
 

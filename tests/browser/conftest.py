@@ -83,7 +83,7 @@ class Server:
         raise AssertionError(f"{kind} {job_id} did not finish in {timeout}s")
 
 
-def start_server(tmp: Path, auth: str = "none") -> Server:
+def start_server(tmp: Path, auth: str = "none", extra: str = "") -> Server:
     port = free_port()
     lines = [
         f'listen = "127.0.0.1:{port}"',
@@ -101,7 +101,7 @@ def start_server(tmp: Path, auth: str = "none") -> Server:
         lines += ["[auth]", 'mode = "api_keys"', "[[auth.api_keys]]",
                   f'key = "{API_KEY}"', 'tenant = "t1"', 'subject = "u1"', "scopes = []"]
     config = tmp / "ferry.toml"
-    config.write_text("\n".join(lines) + "\n")
+    config.write_text("\n".join(lines) + "\n" + extra)
     log = open(tmp / "stderr.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     env["FERRY_LOG"] = "warn"
@@ -121,8 +121,7 @@ def start_server(tmp: Path, auth: str = "none") -> Server:
         if time.monotonic() > deadline:
             raise AssertionError("ferry serve did not answer /healthz within 30 s")
         time.sleep(0.05)
-    # The binary must be the one built from this tree (a shared target directory may hold
-    # another checkout's build).
+    # The binary must be this tree's build (it embeds web/ at compile time).
     with urllib.request.urlopen(server.base + "/ferry.js", timeout=5) as response:
         served = response.read()
     assert served == (REPO / "web" / "ferry.js").read_bytes(), \
@@ -148,13 +147,13 @@ def make_server():
     started = []
     temps = []
 
-    def make(auth: str = "none", prepare=None) -> Server:
+    def make(auth: str = "none", prepare=None, extra: str = "") -> Server:
         tmp = tempfile.TemporaryDirectory(prefix="ferry-browser-")
         temps.append(tmp)
         path = Path(tmp.name)
         if prepare:
             prepare(path)
-        server = start_server(path, auth)
+        server = start_server(path, auth, extra)
         started.append(server)
         return server
 
@@ -185,16 +184,9 @@ class Watched:
     errors: list = field(default_factory=list)
 
     def console(self, message) -> None:
-        """Records a console error, but for the 404 of a discovery endpoint: those are being
-        built beside the page, which falls back to typed names without them."""
-        if message.type != "error":
-            return
-        url = urlsplit(message.location.get("url", "")).path
-        discovery = url in ("/v1/templates", "/v1/connections") or (
-            url.startswith("/v1/connections/") and url.endswith("/tables"))
-        if discovery and "404" in message.text:
-            return
-        self.errors.append(f"{message.text} ({message.location.get('url')})")
+        """Records a console error."""
+        if message.type == "error":
+            self.errors.append(f"{message.text} ({message.location.get('url')})")
 
     def foreign_requests(self, *allowed_origins: str) -> list:
         allowed = {urlsplit(o).netloc for o in allowed_origins}

@@ -38,7 +38,7 @@ def export_generated(page, name, rows, fmt="csv"):
 
 def export_sql(page, name, query, connection="local"):
     page.get_by_label("SQL").check()
-    page.locator("#sql-connection").fill(connection)
+    page.locator("#sql-connection").select_option(connection)
     page.get_by_label("Query").fill(query)
     page.get_by_label("Format").select_option("csv")
     page.locator("#export-name").fill(name)
@@ -77,7 +77,10 @@ def upload_people(page, tmp_path, good=500, table="people", drop=False):
     else:
         page.set_input_files("#upload-file", str(path))
     expect(page.locator("#upload-chosen")).to_contain_text("people.csv")
-    page.locator("#upload-connection").fill("local")
+    page.locator("#upload-connection").select_option("local")
+    page.locator("#upload-table").focus()
+    # The connection's tables are offered (GET /v1/connections/local/tables); any may be typed.
+    expect(page.locator("#upload-tables option[value='people']")).to_have_count(1)
     page.locator("#upload-table").fill(table)
     page.get_by_label("Mode").select_option("append")
     page.get_by_role("button", name="Upload and import").click()
@@ -96,8 +99,9 @@ def test_the_page_loads_with_no_console_error_no_request_elsewhere_and_works_fro
     expect(page.locator("#jobs-message")).to_have_text("No jobs yet: start an export or upload a file.")
     formats = page.locator("#export-format option").all_text_contents()
     assert formats == ["csv", "csv.gz", "jsonl", "jsonl.gz"]
-    # The discovery endpoints may be missing: the forms fall back to typed names.
-    expect(page.locator("#upload-table")).to_be_editable()
+    # The forms offer what the discovery endpoints list: the built-in `local` connection.
+    expect(page.locator("#sql-connection option")).to_have_text(["local"])
+    expect(page.locator("#upload-connection option")).to_have_text(["local"])
     page.wait_for_load_state("networkidle")
     # Every control has a label, and the export starts from the keyboard alone.
     unlabelled = page.evaluate("""[...document.querySelectorAll("input, select, textarea, button")]
@@ -164,6 +168,37 @@ def test_a_sql_export_of_the_local_sqlite_connection_downloads_the_right_rows(ma
     assert read_csv(download) == [["name", "population"], ["Oslo, Norway", "709037"],
                                   ["Lyon", "522250"], ['Say "hi"', "1"]]
     expect(job_card(page, "Cities").locator(".state")).to_have_text("succeeded")
+    assert watched.errors == [], watched.errors
+
+
+CITY_TEMPLATE = """
+[templates.cities_since]
+connection = "local"
+query = "SELECT name, founded FROM cities WHERE founded >= $1 AND big = $2 ORDER BY name"
+params = [{ name = "year", type = "int" }, { name = "big", type = "bool" }]
+"""
+
+
+def test_a_template_export_offers_typed_parameters_and_downloads_its_rows(make_server, watched_page):
+    def prepare(directory):
+        with sqlite3.connect(directory / "local.db") as db:
+            db.execute("CREATE TABLE cities (name TEXT, founded INTEGER, big INTEGER)")
+            db.executemany("INSERT INTO cities VALUES (?, ?, ?)",
+                           [("Lyon", -43, 1), ("Brasília", 1960, 1), ("Canberra", 1913, 1), ("Nowa Huta", 1949, 0)])
+    server = make_server(prepare=prepare, extra=CITY_TEMPLATE)
+    page, watched = watched_page
+    open_page(page, server)
+    page.get_by_role("radio", name="Template").check()
+    expect(page.locator("#template option")).to_have_text(["cities_since"])
+    year = page.get_by_label("year (int)")
+    expect(year).to_have_attribute("type", "number")
+    expect(page.get_by_label("big (bool)")).to_have_attribute("type", "checkbox")
+    year.fill("1900")
+    page.get_by_label("big (bool)").check()
+    page.locator("#export-name").fill("New capitals")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Start the export").click()
+    assert read_csv(info.value) == [["name", "founded"], ["Brasília", "1960"], ["Canberra", "1913"]]
     assert watched.errors == [], watched.errors
 
 
