@@ -75,6 +75,11 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Back-pressure limits.
     pub limits: LimitSettings,
+    /// Origins of web pages that may call the API from a browser (CORS), such as
+    /// `https://app.example.com`, or `"*"` for any: the pages that embed `ferry.js`. Empty (the
+    /// default): only the page Ferry serves itself. `FERRY_ALLOWED_ORIGINS` takes a
+    /// comma-separated list.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -91,6 +96,7 @@ impl Default for Settings {
             templates: BTreeMap::new(),
             webhooks: WebhookSettings::default(),
             limits: LimitSettings::default(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -440,6 +446,8 @@ impl Settings {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("allowed_origins")
                 .source(Some(vars)),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -491,6 +499,14 @@ impl Settings {
                 problems.push(format!(
                     "connections.{LOCAL_CONNECTION}.scopes: the local connection is every caller's; \
                      give a connection with scopes another name"
+                ));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if origin != "*" && !is_origin(origin) {
+                problems.push(format!(
+                    "allowed_origins: {origin:?} is not an origin like https://app.example.com \
+                     (a scheme and a host, an optional port, no path) or \"*\""
                 ));
             }
         }
@@ -602,6 +618,15 @@ fn jwt_problems(jwt: &JwtSettings) -> Vec<String> {
 }
 
 /// Whether a URL names a PostgreSQL database.
+/// Whether `text` is a web origin: `http(s)://host[:port]`, nothing after it.
+fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.origin().ascii_serialization() == text
+    })
+}
+
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -733,6 +758,39 @@ mod tests {
         let message = problems(&settings);
         assert!(message.contains("at least 32 bytes"), "{message}");
         assert!(message.contains("auth.jwt.tenant_claim"), "{message}");
+    }
+
+    #[test]
+    fn allowed_origins_come_from_a_comma_separated_variable_and_must_be_origins() {
+        let settings = Settings::load(
+            None,
+            env(&[(
+                "FERRY_ALLOWED_ORIGINS",
+                "https://app.example.com,http://127.0.0.1:3000",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.allowed_origins,
+            ["https://app.example.com", "http://127.0.0.1:3000"]
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "ftp://x.example",
+            "https://a.example/path",
+        ] {
+            let settings = Settings {
+                allowed_origins: vec![bad.to_owned()],
+                ..Settings::default()
+            };
+            assert!(problems(&settings).contains("allowed_origins"), "{bad}");
+        }
+        let any = Settings {
+            allowed_origins: vec!["*".to_owned()],
+            ..Settings::default()
+        };
+        assert!(any.validate().is_ok());
     }
 
     fn tempfile() -> (PathBuf, std::fs::File) {

@@ -1,6 +1,7 @@
 //! The HTTP API: this module only merges the resources' routers and adds the layers.
 
 pub mod callbacks;
+mod cors;
 pub mod discovery;
 pub mod error;
 pub mod events;
@@ -45,17 +46,22 @@ impl FromRef<AppState> for Authenticator {
 pub fn router(state: AppState) -> Router {
     let max_body = usize::try_from(state.settings.limits.max_body.as_u64()).unwrap_or(usize::MAX);
     let storage = state.storage.clone();
+    let origins = state.settings.allowed_origins.clone();
     let (router, document) = routes()
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         .merge(crate::storage::routes().with_state(storage))
         .split_for_parts();
     let json = openapi::finish(document).to_json().unwrap_or_default();
-    router
+    let router = router
         .layer(Extension(openapi::Document(json.into())))
         .fallback(|| async { error::ApiError::NotFound })
-        .layer(axum::middleware::from_fn(metrics::track))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(metrics::track));
+    let router = match cors::layer(&origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(TraceLayer::new_for_http())
 }
 
 /// The API's routes (the signed-link routes of the local store aside), each registered with

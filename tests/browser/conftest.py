@@ -83,11 +83,13 @@ class Server:
         raise AssertionError(f"{kind} {job_id} did not finish in {timeout}s")
 
 
-def start_server(tmp: Path, auth: str = "none", extra: str = "") -> Server:
+def start_server(tmp: Path, auth: str = "none", extra: str = "", top: str = "") -> Server:
+    """`top`: top-level TOML keys; `extra`: whole tables, written last."""
     port = free_port()
     lines = [
         f'listen = "127.0.0.1:{port}"',
         f'data_dir = "{tmp}"',
+        top,
         "[workers]",
         'lease = "2s"',
         'poll_interval = "200ms"',
@@ -147,13 +149,13 @@ def make_server():
     started = []
     temps = []
 
-    def make(auth: str = "none", prepare=None, extra: str = "") -> Server:
+    def make(auth: str = "none", prepare=None, extra: str = "", top: str = "") -> Server:
         tmp = tempfile.TemporaryDirectory(prefix="ferry-browser-")
         temps.append(tmp)
         path = Path(tmp.name)
         if prepare:
             prepare(path)
-        server = start_server(path, auth, extra)
+        server = start_server(path, auth, extra, top)
         started.append(server)
         return server
 

@@ -284,8 +284,9 @@ def test_with_api_keys_the_page_asks_for_the_token_then_lists_and_downloads(make
 
 class ForeignSite(http.server.ThreadingHTTPServer):
     """Someone else's site on another origin: its own page, and Ferry's API under its own
-    origin through a reverse proxy (the API sends no CORS headers, so a page on another origin
-    reaches it through its own server; `ferry.js` itself is imported cross-origin)."""
+    origin through a reverse proxy that can cut an event stream (`ferry.js` itself is imported
+    cross-origin). A page may also call Ferry across origins directly, when Ferry lists it in
+    `allowed_origins` (the CORS test)."""
 
     daemon_threads = True
 
@@ -391,6 +392,61 @@ def test_ferry_js_imported_by_a_foreign_page_gives_its_download_button_even_when
     finally:
         site.shutdown()
         site.server_close()
+
+
+CROSS_ORIGIN_PAGE = """<!doctype html>
+<html><head><title>Seeds</title><link rel="icon" href="data:,"></head><body>
+<button id="download">Download</button> <span id="status"></span>
+<script type="module">
+  import {Ferry} from "FERRY/ferry.js";
+  const ferry = new Ferry({baseUrl: "FERRY", token: "TOKEN"});
+  const status = document.getElementById("status");
+  document.getElementById("download").addEventListener("click", async () => {
+    const spec = {name: "Seeds", format: "csv", source: {type: "generate", rows: 250,
+                  columns: [{name: "seed", kind: "uuid"}]}};
+    try {
+      const job = await ferry.exportFile(spec);
+      status.textContent = `done: ${job.result.file.rows} rows`;
+    } catch (error) {
+      status.textContent = "refused";
+    }
+  });
+</script>
+</body></html>
+"""
+
+
+def test_a_page_on_an_allowed_origin_calls_ferry_across_origins_and_others_are_kept_out(
+        make_server, context):
+    allowed = ForeignSite("", "")
+    other = ForeignSite("", "")
+    sites = [allowed, other]
+    for site in sites:
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        server = make_server(auth="api_keys", top=f'allowed_origins = ["{allowed.base}"]')
+        page_html = CROSS_ORIGIN_PAGE.replace("FERRY", server.base).replace("TOKEN", server.token)
+        for site in sites:
+            site.html = page_html.encode()
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(allowed.base + "/")
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Download").click()
+        rows = read_csv(info.value)
+        assert rows[0] == ["seed"] and len(rows) == 251
+        expect(page.locator("#status")).to_have_text("done: 250 rows")
+
+        blocked = context.new_page()
+        blocked.goto(other.base + "/")
+        blocked.get_by_role("button", name="Download").click()
+        expect(blocked.locator("#status")).to_have_text("refused")
+        status, jobs = server.request("GET", "/v1/exports")
+        assert status == 200 and len(jobs["items"]) == 1, "the other origin's request never ran"
+    finally:
+        for site in sites:
+            site.shutdown()
+            site.server_close()
 
 
 def test_screenshots_of_a_filled_panel(make_server, browser, tmp_path):
