@@ -4,12 +4,25 @@ use clap::Parser;
 use ferry::cli::{Cli, Command};
 use ferry::config::Settings;
 use ferry::startup::{Application, Role, stop_on_signals};
+use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     ferry::telemetry::init();
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let outcome = match &cli.command {
+        Command::Export(args) => ferry::cli::export::run(args, &mut out, &mut err).await,
+        Command::Import(args) => ferry::cli::import::run(args, &mut out, &mut err).await,
+        Command::Jobs(args) => ferry::cli::jobs::run(args, &mut out).await,
+        _ => return admin(&cli).await.map(|()| ExitCode::SUCCESS),
+    };
+    Ok(ExitCode::from(ferry::cli::exit_code(outcome, &mut err)))
+}
+
+/// The commands that run Ferry itself rather than call a server.
+async fn admin(cli: &Cli) -> anyhow::Result<()> {
     let settings = || Settings::load(cli.config.as_deref(), std::env::vars());
     match &cli.command {
         Command::Serve => serve(settings()?, Role::Serve).await,
@@ -31,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(rows, bytes, "generated");
             Ok(())
         }
+        Command::Export(_) | Command::Import(_) | Command::Jobs(_) => Ok(()),
     }
 }
 
