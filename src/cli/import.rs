@@ -73,7 +73,14 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     let job = follow(&client, Kind::Import, &job.id, err).await?;
     let (inserted, rejected) = counts(&job);
     if let Some(path) = &args.rejects {
-        save_rejects(&client, &job.id, rejected, path, err).await?;
+        let saved = save_rejects(&client, &job.id, rejected, path, err).await;
+        match saved {
+            Err(error) if job.state != "succeeded" => {
+                // The job's own failure is what matters; say why there is no report beside it.
+                let _ = writeln!(err, "rejects not saved: {error}");
+            }
+            other => other?,
+        }
     }
     if job.state != "succeeded" {
         return Err(CliError::JobFailed(format!(
