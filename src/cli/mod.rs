@@ -4,6 +4,7 @@
 pub mod client;
 pub mod download;
 pub mod export;
+mod follow;
 pub mod generate;
 pub mod import;
 pub mod jobs;
