@@ -170,18 +170,8 @@ async fn upload(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "upload.csv".to_owned());
-    let file_part = Part::stream_with_length(reqwest::Body::wrap_stream(body), size)
-        .file_name(name.clone())
-        .mime_str("text/csv")
-        .map_err(|e| CliError::Protocol(e.to_string()))?;
-    let spec_part = Part::text(spec.to_string())
-        .mime_str("application/json")
-        .map_err(|e| CliError::Protocol(e.to_string()))?;
-    let form = Form::new().part("spec", spec_part).part("file", file_part);
-    let request = client
-        .request(Method::POST, "/v1/imports")
-        .header(reqwest::header::ACCEPT, "application/json")
-        .multipart(form);
+    let file = Part::stream_with_length(reqwest::Body::wrap_stream(body), size);
+    let request = request(client, spec, &name, file)?;
     let mut display = Display::for_stderr();
     display.upload(0, size, err);
     let sending = client.send(request);
@@ -193,15 +183,37 @@ async fn upload(
             _ = tick.tick() => display.upload(sent.load(Ordering::Relaxed), size, err),
         }
     };
-    display.finish();
     let response = match response {
         Err(broken @ CliError::Broken { .. }) => {
+            display.finish();
             return Err(refusal(client, spec, &name).await.unwrap_or(broken));
         }
         other => other?,
     };
     display.upload(sent.load(Ordering::Relaxed), size, err);
+    display.finish();
     Job::from_value(client.read_json(response).await?)
+}
+
+/// `POST /v1/imports` with the `spec` part, then `file` as the `file` part named `name`.
+fn request(
+    client: &Client,
+    spec: &Value,
+    name: &str,
+    file: Part,
+) -> Result<reqwest::RequestBuilder, CliError> {
+    let invalid = |e: reqwest::Error| CliError::Protocol(e.to_string());
+    let spec = Part::text(spec.to_string())
+        .mime_str("application/json")
+        .map_err(invalid)?;
+    let file = file
+        .file_name(name.to_owned())
+        .mime_str("text/csv")
+        .map_err(invalid)?;
+    Ok(client
+        .request(Method::POST, "/v1/imports")
+        .header(reqwest::header::ACCEPT, "application/json")
+        .multipart(Form::new().part("spec", spec).part("file", file)))
 }
 
 /// Why the server cut an upload short, if it refused it. Ferry checks the spec before it keeps
@@ -210,18 +222,7 @@ async fn upload(
 /// file gets the same answer about the spec, and is refused (`empty_file`) when the spec is
 /// fine — either way nothing is stored.
 async fn refusal(client: &Client, spec: &Value, name: &str) -> Option<CliError> {
-    let spec_part = Part::text(spec.to_string())
-        .mime_str("application/json")
-        .ok()?;
-    let empty = Part::bytes(Vec::new())
-        .file_name(name.to_owned())
-        .mime_str("text/csv")
-        .ok()?;
-    let form = Form::new().part("spec", spec_part).part("file", empty);
-    let request = client
-        .request(Method::POST, "/v1/imports")
-        .header(reqwest::header::ACCEPT, "application/json")
-        .multipart(form);
+    let request = request(client, spec, name, Part::bytes(Vec::new())).ok()?;
     match client.send(request).await {
         Err(CliError::Problem(problem)) if problem.code != "empty_file" => {
             Some(CliError::Problem(problem))
