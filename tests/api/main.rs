@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod catalogue;
 mod cli;
+mod cli_follow;
 mod conformance;
 mod exports;
 mod faults;
