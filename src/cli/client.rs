@@ -141,9 +141,9 @@ impl fmt::Display for Problem {
 /// The two kinds of job a client deals with, and where each lives in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
-    /// `/v1/exports`.
+    /// Exports.
     Export,
-    /// `/v1/imports`.
+    /// Imports.
     Import,
 }
 

@@ -254,6 +254,62 @@ async fn export_of_sql_on_a_local_table_waits_and_downloads_its_rows() {
 }
 
 #[tokio::test]
+async fn export_of_a_template_sends_params_as_text_that_the_server_types() {
+    let served = Served::start_with(
+        &[],
+        "[templates.towns_after]\nconnection = \"local\"\n\
+         query = \"SELECT id, name FROM towns WHERE id > $1 ORDER BY id\"\n\
+         params = [{ name = \"after\", type = \"int\" }]\n",
+    )
+    .await;
+    served
+        .local_sql(
+            "CREATE TABLE towns (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             INSERT INTO towns VALUES (1, 'Oslo'), (2, 'Lyon'), (3, 'Graz');",
+        )
+        .await;
+    let ran = ferry(
+        &served,
+        &[
+            "export",
+            "--template",
+            "towns_after",
+            "--param",
+            "after=1",
+            "-o",
+            "-",
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.out(), "id,name\n2,Lyon\n3,Graz\n");
+    let wrong = ferry(
+        &served,
+        &[
+            "export",
+            "--template",
+            "towns_after",
+            "--param",
+            "after=one",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(
+        wrong.stderr.contains("  source.params.after: "),
+        "{wrong:?}"
+    );
+    let malformed = ferry(
+        &served,
+        &["export", "--template", "towns_after", "--param", "after"],
+    )
+    .await;
+    assert_eq!(malformed.code, 2, "a usage error: {malformed:?}");
+    assert!(malformed.stderr.contains("KEY=VALUE"), "{malformed:?}");
+}
+
+#[tokio::test]
 async fn export_that_fails_while_running_exits_one_with_the_jobs_error() {
     let served = Served::start(&[]).await;
     served.local_sql("CREATE TABLE present (id INTEGER)").await;
@@ -397,6 +453,53 @@ async fn import_with_create_is_done_or_refused_with_the_servers_field_errors() {
 }
 
 #[tokio::test]
+async fn import_with_a_spec_file_keeps_its_rules_and_fails_past_its_error_limit() {
+    let served = Served::start(&[]).await;
+    let file = people(&served).await;
+    let spec = served.dir.join("spec.json");
+    std::fs::write(
+        &spec,
+        r#"{"target": {"connection": "local", "table": "elsewhere"}, "max_errors": 1}"#,
+    )
+    .expect("write the spec");
+    let rejects = served.dir.join("R.csv");
+    let ran = ferry(
+        &served,
+        &[
+            "import",
+            path_arg(&file),
+            "--spec",
+            path_arg(&spec),
+            "--table",
+            "people",
+            "--rejects",
+            path_arg(&rejects),
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let id = job_id(&ran.out());
+    let last = ran.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: import {id} failed: ")),
+        "the --table flag took the place of the spec's table, its max_errors stayed: {ran:?}"
+    );
+    assert_eq!(local_names(&served).await, vec![], "nothing loaded");
+    let job: Value = served
+        .client
+        .get(served.url(&format!("/v1/imports/{id}")))
+        .send()
+        .await
+        .expect("GET the import")
+        .json()
+        .await
+        .expect("a job");
+    assert_eq!(job["spec"]["max_errors"], 1, "{job}");
+    assert_eq!(job["spec"]["target"]["table"], "people", "{job}");
+    assert_eq!(leftovers(&served.dir), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
 async fn import_of_a_large_file_refused_while_it_streams_still_shows_the_servers_problem() {
     let served = Served::start(&[]).await;
     let file = served.dir.join("large.csv");
@@ -537,6 +640,14 @@ async fn jobs_cancel_of_a_running_export_leaves_it_cancelled() {
     let again = ferry(&served, &["jobs", "cancel", &id]).await;
     assert_eq!(again.code, 1, "{again:?}");
     assert!(again.stderr.contains("HTTP 409"), "{again:?}");
+    let retried = ferry(&served, &["jobs", "retry", &id, "--kind", "export"]).await;
+    assert_eq!(retried.code, 0, "{retried:?}");
+    assert!(
+        retried.out().starts_with(&format!("export {id} retried: ")),
+        "{retried:?}"
+    );
+    let deleted = ferry(&served, &["jobs", "delete", &id]).await;
+    assert_eq!(deleted.code, 0, "a running job is deleted too: {deleted:?}");
 }
 
 #[tokio::test]
