@@ -39,7 +39,9 @@ impl Client {
             }
             match self.send(request).await {
                 Ok(response) if response.status() == StatusCode::NO_CONTENT => {
-                    return self.job(kind, id).await;
+                    let job = self.job(kind, id).await?;
+                    update(&job);
+                    return Ok(job);
                 }
                 Ok(response) => {
                     let mut reader = EventReader::default();

@@ -80,8 +80,17 @@ async fn no_content_from_the_event_stream_means_the_job_is_read_once_more() {
         )
         .route("/v1/exports/j", axum::routing::get(|| job("failed")));
     let client = serve(router).await;
-    let last = client.follow(Kind::Export, "j", &mut |_| {}).await.unwrap();
+    let mut states = Vec::new();
+    let last = client
+        .follow(Kind::Export, "j", &mut |job| states.push(job.state.clone()))
+        .await
+        .unwrap();
     assert_eq!(last.state, "failed");
+    assert_eq!(
+        states,
+        ["failed"],
+        "the display is told of the final job too"
+    );
 }
 
 #[tokio::test]
