@@ -156,6 +156,53 @@ async fn export_of_generated_rows_with_wait_and_output_writes_the_generated_file
 }
 
 #[tokio::test]
+async fn export_on_a_terminal_draws_a_progress_bar_and_still_ends_with_the_outcome() {
+    let served = Served::start(&[]).await;
+    let file = served.dir.join("bar.csv");
+    // util-linux `script` gives the command a terminal (a pty) and copies what it draws.
+    let command = format!(
+        "{} export --generate id:uuid --rows 300000 -o {}",
+        env!("CARGO_BIN_EXE_ferry"),
+        path_arg(&file)
+    );
+    let ran = tokio::time::timeout(
+        COMMAND_LIMIT,
+        tokio::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("FERRY_SERVER", &served.base)
+            .env("FERRY_LOG", "warn")
+            .env_remove("FERRY_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the command ends")
+    .expect("run `script` (util-linux) to give ferry a terminal");
+    let screen = String::from_utf8_lossy(&ran.stdout);
+    assert!(ran.status.success(), "{screen}");
+    assert!(
+        screen.contains("\u{1b}["),
+        "a bar drawn with terminal control sequences: {screen:?}"
+    );
+    let bar = Regex::new(r"\] (queued|running|succeeded) \d+ rows").expect("a regex");
+    assert!(
+        bar.is_match(&screen),
+        "a bar with the job's line: {screen:?}"
+    );
+    assert!(
+        screen.contains("\u{1b}[2Ksucceeded 300000 rows"),
+        "the outcome, once the bar is gone: {screen:?}"
+    );
+    assert!(screen.contains("saved "), "{screen:?}");
+    let lines = std::fs::read_to_string(&file)
+        .expect("the file")
+        .lines()
+        .count();
+    assert_eq!(lines, 300_001);
+}
+
+#[tokio::test]
 async fn export_to_dash_sends_the_file_to_stdout_and_the_id_to_stderr() {
     let served = Served::start(&[]).await;
     let ran = ferry(
