@@ -169,27 +169,40 @@ impl Kind {
 /// `--json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Job {
+    /// Its id.
     pub id: String,
+    /// `export` or `import`.
     pub kind: String,
+    /// Its name.
     #[serde(default)]
     pub name: String,
+    /// Where it is in its lifecycle.
     pub state: String,
+    /// How far it has got.
     #[serde(default)]
     pub progress: Progress,
+    /// The attempt running or last run.
     #[serde(default)]
     pub attempt: u32,
+    /// Attempts allowed.
     #[serde(default)]
     pub max_attempts: u32,
+    /// Why the last attempt failed.
     #[serde(default)]
     pub error: Option<JobError>,
+    /// What it produced, once succeeded.
     #[serde(default)]
     pub result: Option<Value>,
+    /// When it was created (RFC 3339).
     #[serde(default)]
     pub created_at: String,
+    /// When its last attempt started.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// When it reached a final state.
     #[serde(default)]
     pub finished_at: Option<String>,
+    /// When its file is deleted.
     #[serde(default)]
     pub expires_at: Option<String>,
     /// The answer as received.
@@ -200,16 +213,22 @@ pub struct Job {
 /// A job's counters.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Progress {
+    /// Rows written (export) or read (import).
     #[serde(default)]
     pub rows: u64,
+    /// Bytes written (export) or read (import).
     #[serde(default)]
     pub bytes: u64,
+    /// An import's upload size.
     #[serde(default)]
     pub total_bytes: Option<u64>,
+    /// Percent done, when a total is known.
     #[serde(default)]
     pub percent: Option<f64>,
+    /// Rows loaded (imports).
     #[serde(default)]
     pub rows_inserted: Option<u64>,
+    /// Rows rejected (imports).
     #[serde(default)]
     pub rows_rejected: Option<u64>,
 }
@@ -217,8 +236,10 @@ pub struct Progress {
 /// Why a job's last attempt failed.
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobError {
+    /// A stable code, e.g. `query_failed`.
     #[serde(default)]
     pub code: String,
+    /// What happened.
     #[serde(default)]
     pub message: String,
 }
