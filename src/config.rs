@@ -17,11 +17,15 @@ use std::time::Duration;
 /// The name of the embedded SQLite data connection in the data directory.
 pub const LOCAL_CONNECTION: &str = "local";
 /// Environment variables with the `FERRY_` prefix that are not configuration keys.
-const NOT_SETTINGS: [&str; 4] = [
+const NOT_SETTINGS: [&str; 6] = [
     "FERRY_CONFIG",
     "FERRY_LOG_FORMAT",
     "FERRY_LOG",
     "FERRY_TEST_",
+    // The client commands' server and token (`ferry export`, …): a shell that sets them for
+    // the clients may start a server too.
+    "FERRY_SERVER",
+    "FERRY_TOKEN",
 ];
 /// The longest a signed link may live (what S3 allows for a pre-signed URL).
 const MAX_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -670,6 +674,15 @@ mod tests {
         assert_eq!(settings.workers.concurrency, 7);
         assert_eq!(settings.storage.retention, Duration::from_secs(2 * 86400));
         assert_eq!(settings.storage.url.as_deref(), Some("s3://bucket/prefix"));
+    }
+
+    #[test]
+    fn the_client_commands_variables_are_not_settings() {
+        let settings = Settings::load(
+            None,
+            env(&[("FERRY_SERVER", "http://h:1"), ("FERRY_TOKEN", "t")]),
+        );
+        assert!(settings.is_ok(), "{:?}", settings.err());
     }
 
     #[test]

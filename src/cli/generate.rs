@@ -35,6 +35,13 @@ pub struct Args {
     pub output: String,
 }
 
+/// A column of the generate source from `NAME:KIND` (a bare `NAME` is `text`), as `--column`
+/// here and `--generate` of `ferry export` write it.
+pub fn column(text: &str) -> serde_json::Value {
+    let (name, kind) = text.split_once(':').unwrap_or((text, "text"));
+    serde_json::json!({"name": name, "kind": kind})
+}
+
 /// Writes the file and returns (rows, bytes).
 pub async fn execute(
     args: &Args,
@@ -44,14 +51,7 @@ pub async fn execute(
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
         )?,
-        None => args
-            .columns
-            .iter()
-            .map(|c| {
-                let (name, kind) = c.split_once(':').unwrap_or((c.as_str(), "text"));
-                serde_json::json!({"name": name, "kind": kind})
-            })
-            .collect(),
+        None => args.columns.iter().map(|c| column(c)).collect(),
     };
     let format: Format = serde_json::from_value(serde_json::Value::String(args.format.clone()))
         .map_err(|_| anyhow::anyhow!("unknown format {:?}", args.format))?;

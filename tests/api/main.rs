@@ -4,6 +4,8 @@
 mod access;
 mod auth;
 mod catalogue;
+mod cli;
+mod cli_follow;
 mod conformance;
 mod discovery;
 mod exports;

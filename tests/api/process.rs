@@ -23,6 +23,12 @@ impl Served {
     /// Creates a data directory, lets `prepare` put things in it (e.g. tables in `local.db`),
     /// then starts `ferry serve` with `env` and waits until it answers.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with(env, "").await
+    }
+
+    /// As [`Served::start`], with `toml` appended to the configuration file (e.g. an `[auth]`
+    /// section with `[[auth.api_keys]]`, which environment variables cannot express).
+    pub async fn start_with(env: &[(&str, &str)], toml: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("ferry-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("create the data directory");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -35,7 +41,7 @@ impl Served {
             format!(
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\
                  [workers]\nlease = \"2s\"\npoll_interval = \"200ms\"\nbackoff_base = \"100ms\"\nbackoff_cap = \"500ms\"\n\
-                 [webhooks]\nsecret = \"{SECRET}\"\nallow_private = true\n",
+                 [webhooks]\nsecret = \"{SECRET}\"\nallow_private = true\n{toml}\n",
                 dir.display()
             ),
         )
