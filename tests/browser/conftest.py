@@ -166,6 +166,21 @@ def make_server():
         tmp.cleanup()
 
 
+def s3_storage() -> str:
+    """A `[storage]` table for the S3-compatible server of this run (scripts/browser-test starts
+    one, or scripts/test's is used), under a prefix of its own."""
+    missing = [v for v in ("FERRY_TEST_S3_ENDPOINT", "FERRY_TEST_S3_BUCKET") if v not in os.environ]
+    assert not missing, f"{missing} not set: run the browser tests with scripts/browser-test"
+    prefix = f"browser-{os.urandom(6).hex()}"
+    return "\n".join([
+        "[storage]",
+        f'url = "s3://{os.environ["FERRY_TEST_S3_BUCKET"]}/{prefix}"',
+        f'endpoint = "{os.environ["FERRY_TEST_S3_ENDPOINT"]}"',
+        f'access_key_id = "{os.environ["FERRY_TEST_S3_ACCESS_KEY_ID"]}"',
+        f'secret_access_key = "{os.environ["FERRY_TEST_S3_SECRET_ACCESS_KEY"]}"',
+    ]) + "\n"
+
+
 @pytest.fixture
 def server(make_server) -> Server:
     return make_server()

@@ -4,6 +4,7 @@ import csv
 import http.client
 import http.server
 import io
+import os
 import re
 import sqlite3
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from conftest import REPO
+from conftest import REPO, s3_storage
 
 PEOPLE = "CREATE TABLE people (id INTEGER NOT NULL, name TEXT NOT NULL, age INTEGER)"
 
@@ -249,6 +250,26 @@ def test_an_upload_with_two_bad_rows_shows_progress_counts_and_the_rejected_line
     assert size > 0
     assert watched.errors == [], watched.errors
     assert watched.foreign_requests(server.base) == [], watched.requests
+
+
+def test_on_s3_an_upload_from_the_page_goes_straight_to_the_bucket(make_server, watched_page, tmp_path):
+    server = make_server(prepare=create_people, extra=s3_storage())
+    page, watched = watched_page
+    puts = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    open_page(page, server)
+    upload_people(page, tmp_path, good=300)
+    expect(page.locator("#upload-result .rejected")).to_have_text("2")
+    endpoint = os.environ["FERRY_TEST_S3_ENDPOINT"]
+    assert len(puts) == 1 and puts[0].startswith(endpoint + "/"), puts  # the file never passed through Ferry
+    assert "X-Amz-Signature=" in puts[0]
+    with sqlite3.connect(server.local_db) as db:
+        assert db.execute("SELECT count(*) FROM people").fetchone() == (300,)
+    # Exports on S3 download from the bucket too.
+    download = export_generated(page, "From the bucket", 40)
+    assert len(read_csv(download)) == 41
+    assert watched.errors == [], watched.errors
+    assert watched.foreign_requests(server.base, endpoint) == [], watched.requests
 
 
 def test_with_api_keys_the_page_asks_for_the_token_then_lists_and_downloads(make_server, watched_page, tmp_path):
