@@ -72,17 +72,10 @@ async fn the_event_stream_of_a_finished_job_ends_and_a_reconnect_after_done_gets
 #[tokio::test]
 async fn a_generated_export_reports_percent_from_its_row_count() {
     let served = Served::start(&[]).await;
-    let created: Value = served
-        .client
-        .post(served.url("/v1/exports"))
-        .json(&json!({"source": {"type": "generate", "rows": 300_000,
+    let created = served
+        .create_export(&json!({"source": {"type": "generate", "rows": 300_000,
                                  "columns": [{"name": "id", "kind": "uuid"}, {"name": "e", "kind": "email"}]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(created["progress"]["total_rows_estimate"], 300_000);
     assert_eq!(created["progress"]["percent"], 0.0);
     let path = format!("/v1/exports/{}/events", created["id"].as_str().unwrap());

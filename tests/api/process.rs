@@ -89,8 +89,8 @@ impl Served {
             .expect("run SQL on local.db");
     }
 
-    /// Creates an export (`202`) and waits until it is final; returns the final job.
-    pub async fn export(&self, body: &serde_json::Value) -> serde_json::Value {
+    /// Creates an export (`202`) and returns the new job.
+    pub async fn create_export(&self, body: &serde_json::Value) -> serde_json::Value {
         let response = self
             .client
             .post(self.url("/v1/exports"))
@@ -99,7 +99,12 @@ impl Served {
             .await
             .expect("POST /v1/exports");
         assert_eq!(response.status(), 202);
-        let job: serde_json::Value = response.json().await.expect("a job");
+        response.json().await.expect("a job")
+    }
+
+    /// Creates an export (`202`) and waits until it is final; returns the final job.
+    pub async fn export(&self, body: &serde_json::Value) -> serde_json::Value {
+        let job = self.create_export(body).await;
         self.wait_final(&format!(
             "/v1/exports/{}",
             job["id"].as_str().expect("an id")

@@ -174,17 +174,10 @@ async fn an_api_only_serve_queues_jobs_that_a_separate_worker_runs() {
     let mut api_env = shared.to_vec();
     api_env.push(("FERRY_WORKERS__CONCURRENCY", "0"));
     let api = Served::start(&api_env).await;
-    let created: Value = api
-        .client
-        .post(api.url("/v1/exports"))
-        .json(&json!({"source": {"type": "generate", "rows": 1000,
+    let created = api
+        .create_export(&json!({"source": {"type": "generate", "rows": 1000,
                                  "columns": [{"name": "n", "kind": "int"}]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let path = format!("/v1/exports/{}", created["id"].as_str().unwrap());
     let state = |api: &Served| {
         let request = api.client.get(api.url(&path));
