@@ -194,16 +194,16 @@ const UNFINISHED_PERCENT: f64 = 99.9;
 impl Progress {
     /// Percent done, from whichever total is known; `None` without a total. Until the job has
     /// `succeeded` it stays below 100 (an estimate can be passed, and bytes read are not rows
-    /// committed); a succeeded job with a total is at 100.
+    /// committed); a succeeded job is at 100, whether a total was known or not.
     pub fn percent(&self, succeeded: bool) -> Option<f64> {
+        if succeeded {
+            return Some(100.0);
+        }
         let (done, total) = match (self.total_bytes, self.total_rows_estimate) {
             (Some(total), _) => (self.bytes, total),
             (None, Some(total)) => (self.rows, total),
             (None, None) => return None,
         };
-        if succeeded {
-            return Some(100.0);
-        }
         if total == 0 {
             return Some(0.0);
         }
@@ -281,6 +281,7 @@ mod tests {
         };
         assert_eq!(empty_total.percent(false), Some(0.0));
         assert_eq!(Progress::default().percent(false), None);
+        assert_eq!(Progress::default().percent(true), Some(100.0));
     }
 
     #[test]
