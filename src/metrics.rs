@@ -49,7 +49,7 @@ const HTTP_BUCKETS: [f64; 13] = [
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Every job kind, in the order the gauges list them.
-const KINDS: [JobKind; 3] = [JobKind::Export, JobKind::Import, JobKind::Webhook];
+const KINDS: [JobKind; JobKind::ALL.len()] = JobKind::ALL;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -8,7 +8,7 @@ use crate::domain::JobKind;
 use crate::jobs::Expiry;
 use crate::jobs::export::ExportHandler;
 use crate::jobs::import::ImportHandler;
-use crate::notify::WebhookHandler;
+use crate::notify::{Notifier, WebhookHandler};
 use crate::queue::executor::ExecutorSettings;
 use crate::queue::maintenance::{self, MaintenanceSettings};
 use crate::queue::pool::{self, Handlers, PoolSettings};
@@ -92,7 +92,8 @@ impl Application {
         }
         let store = Store::connect(settings.metadata_url().expose(), Signals::default())
             .await
-            .context("cannot open the metadata database")?;
+            .context("cannot open the metadata database")?
+            .with_follow_ups(Arc::new(Notifier));
         let storage = Storage::from_settings(&settings).context("cannot open the object store")?;
         let webhooks = WebhookHandler::new(&settings.webhooks)
             .context("webhooks.secret is not a usable whsec_ secret")?

@@ -114,7 +114,6 @@ async fn create(
         state: JobState::Queued,
         idempotency,
         progress: initial_progress(&resolved),
-        callback_url: request.notify.as_ref().and_then(|n| n.webhook_url.clone()),
     };
     let (status, job) = match state.store.insert(new).await? {
         Inserted::Created(job) => (StatusCode::ACCEPTED, job),

@@ -514,7 +514,6 @@ async fn insert(
         state: job_state,
         idempotency: None,
         progress,
-        callback_url: request.callback_url.clone(),
     };
     match state.store.insert(new).await? {
         Inserted::Created(job) | Inserted::Existing(job) => Ok(job),

@@ -51,6 +51,16 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every kind, for metrics and for the queue's notion of notifications.
+    pub const ALL: [JobKind; 3] = [Self::Export, Self::Import, Self::Webhook];
+
+    /// Whether jobs of this kind are notifications: follow-ups Ferry queues itself when another
+    /// job ends, rather than work a client asked for. They do not count towards a tenant's
+    /// limits, and a busy tenant does not hold them back.
+    pub fn is_notification(self) -> bool {
+        matches!(self, Self::Webhook)
+    }
+
     /// The stable name stored in the database and shown to clients.
     pub fn as_str(self) -> &'static str {
         match self {
