@@ -8,7 +8,7 @@ use crate::domain::JobKind;
 use crate::jobs::Expiry;
 use crate::jobs::export::ExportHandler;
 use crate::jobs::import::ImportHandler;
-use crate::notify::{Notifier, WebhookHandler};
+use crate::notify::{EmailHandler, Notifier, WebhookHandler};
 use crate::queue::executor::ExecutorSettings;
 use crate::queue::maintenance::{self, MaintenanceSettings};
 use crate::queue::pool::{self, Handlers, PoolSettings};
@@ -54,6 +54,7 @@ pub struct Application {
     store: Store,
     storage: Storage,
     webhooks: WebhookHandler,
+    email: EmailHandler,
     auth: Authenticator,
     listener: Option<TcpListener>,
     wrap_api: Option<WrapApi>,
@@ -98,11 +99,14 @@ impl Application {
         let webhooks = WebhookHandler::new(&settings.webhooks)
             .context("webhooks.secret is not a usable whsec_ secret")?
             .with_timeout(settings.webhooks.timeout);
+        let email = EmailHandler::new(settings.email.as_ref(), storage.clone())
+            .context("invalid [email] configuration")?;
         Ok(Self {
             settings: Arc::new(settings),
             store,
             storage,
             webhooks,
+            email,
             auth,
             listener,
             wrap_api: None,
@@ -164,6 +168,7 @@ impl Application {
             Arc::new(ImportHandler::new(settings.clone(), self.storage.clone())),
         );
         handlers.insert(JobKind::Webhook, Arc::new(self.webhooks));
+        handlers.insert(JobKind::Email, Arc::new(self.email));
         let pool_settings = PoolSettings {
             concurrency: settings.workers.concurrency,
             poll_interval: settings.workers.poll_interval,

@@ -2,8 +2,9 @@
 //!
 //! The store calls [`Notifier`] inside the transaction of every final state change; it reads the
 //! targets the client named in the job's spec and returns one job per target (a `webhook`
-//! delivery), which the store inserts in that same transaction.
+//! delivery, an `email`), which the store inserts in that same transaction.
 
+use super::message::is_mailed;
 use super::webhook::{delivery_job, event_type};
 use crate::domain::{Job, NotifyTargets};
 use crate::queue::{FollowUp, FollowUps};
@@ -34,6 +35,11 @@ impl FollowUps for Notifier {
                 }
             }
         }
+        if let Some(address) = &targets.email
+            && is_mailed(job.kind, job.state)
+        {
+            jobs.push(super::email::delivery_job(address, job));
+        }
         jobs
     }
 }
@@ -63,6 +69,23 @@ mod tests {
         let import = json!({"target": {"table": "t"}, "callback_url": "https://b.example/h"});
         let jobs = Notifier.follow_ups(&ended(JobKind::Import, JobState::Succeeded, import));
         assert_eq!(jobs[0].spec["url"], "https://b.example/h");
+    }
+
+    #[test]
+    fn a_job_that_names_an_address_asks_for_an_email_when_it_succeeds_or_fails() {
+        let export = json!({"source": {"type": "generate"},
+            "notify": {"webhook_url": "https://a.example/h", "email": "ops@example.com"}});
+        let jobs = Notifier.follow_ups(&ended(JobKind::Export, JobState::Failed, export.clone()));
+        let kinds: Vec<JobKind> = jobs.iter().map(|j| j.kind).collect();
+        assert_eq!(kinds, [JobKind::Webhook, JobKind::Email]);
+        assert_eq!(jobs[1].spec["to"], "ops@example.com");
+        let cancelled = Notifier.follow_ups(&ended(JobKind::Export, JobState::Cancelled, export));
+        let kinds: Vec<JobKind> = cancelled.iter().map(|j| j.kind).collect();
+        assert_eq!(kinds, [JobKind::Webhook], "a cancelled job is not mailed");
+        let import = json!({"target": {"table": "t"}, "notify_email": "ada@example.com"});
+        let jobs = Notifier.follow_ups(&ended(JobKind::Import, JobState::Succeeded, import));
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].kind, JobKind::Email);
     }
 
     #[test]

@@ -18,14 +18,13 @@
 
 use super::guard::{UrlError, check_url, resolve_allowed};
 use super::signing::{SecretError, WebhookSecret, headers};
+use super::{delivery_outcome, describe};
 use crate::config::WebhookSettings;
 use crate::domain::{Job, JobId, JobKind, JobState};
-use crate::metrics::DeliveryOutcome;
 use crate::queue::{FollowUp, Handler, JobContext, JobFailure};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::error::Error;
 use std::net::SocketAddr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -144,22 +143,6 @@ impl Handler for WebhookHandler {
     }
 }
 
-/// How an attempt counts in the metrics: a failure is retried only if it is transient and
-/// attempts are left (the executor's rule); an attempt told to stop does not count.
-fn delivery_outcome(
-    outcome: &Result<Value, JobFailure>,
-    attempts_left: bool,
-) -> Option<DeliveryOutcome> {
-    match outcome {
-        Ok(_) => Some(DeliveryOutcome::Delivered),
-        Err(JobFailure::Retryable { .. }) if attempts_left => Some(DeliveryOutcome::Failed),
-        Err(JobFailure::Retryable { .. } | JobFailure::Fatal { .. }) => {
-            Some(DeliveryOutcome::GaveUp)
-        }
-        Err(JobFailure::Stopped) => None,
-    }
-}
-
 /// The `webhook` job that tells `url` that `job` (as of its final state change) ended as
 /// `event_type`, at `now`. The delivery's message id comes from the job's own id, so it is the
 /// same on every attempt. `data` is the job's record without its checkpoint (private to its
@@ -270,21 +253,10 @@ fn answered(status: StatusCode) -> Result<Value, JobFailure> {
     ))
 }
 
-/// An error and its causes, joined by `: `.
-fn describe(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::DeliveryOutcome;
     use time::macros::datetime;
 
     #[test]

@@ -6,6 +6,7 @@ mod auth;
 mod catalogue;
 mod conformance;
 mod discovery;
+mod email;
 mod exports;
 mod faults;
 mod helpers;
