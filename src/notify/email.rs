@@ -192,7 +192,8 @@ impl Handler for EmailHandler {
         }
         match &outcome {
             Ok(answer) => {
-                tracing::info!(message_id = %answer["message_id"], smtp = %answer["smtp"], "email sent")
+                let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
+                tracing::info!(message_id = %field("message_id"), smtp = %field("smtp"), "email sent");
             }
             Err(failure) => {
                 if let Some(error) = failure.to_error() {

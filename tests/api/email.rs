@@ -453,6 +453,12 @@ async fn a_message_whose_smtp_server_was_down_arrives_once_the_server_is_up() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.messages().await.len(), 1, "sent once");
+    // The process's counters (shared by the tests of this binary) saw both kinds of attempt.
+    let metrics = ferry::metrics::handle().render();
+    for outcome in ["failed", "delivered"] {
+        let series = format!("ferry_email_deliveries_total{{outcome=\"{outcome}\"}}");
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
     let export: Value = app
         .get(&format!("/v1/exports/{id}"))
         .await
@@ -504,4 +510,121 @@ async fn an_address_is_refused_without_email_configured_and_a_malformed_one_alwa
     assert_eq!(raw.status(), 422);
     let problem: Value = raw.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "notify_email", "{problem}");
+}
+
+/// A scripted SMTP server on loopback that answers `MAIL FROM` with `reply` and every other
+/// command as a willing server would. Returns its port; it lives as long as the test.
+async fn scripted_server(reply: &'static str) -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("an address").port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 scripted ESMTP\r\n").await.ok()?;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let command = line.to_ascii_uppercase();
+                    let answer = if command.starts_with("MAIL FROM") {
+                        reply
+                    } else if command.starts_with("QUIT") {
+                        "221 bye\r\n"
+                    } else {
+                        "250 ok\r\n"
+                    };
+                    write.write_all(answer.as_bytes()).await.ok()?;
+                }
+                Some(())
+            });
+        }
+    });
+    port
+}
+
+/// A running `email` job about a failed export (a message without links).
+fn email_job() -> Job {
+    let now = time::OffsetDateTime::now_utc();
+    let mut failed = Job {
+        id: ferry::domain::JobId::new(),
+        kind: JobKind::Export,
+        tenant: "default".into(),
+        owner: "anonymous".into(),
+        name: "Nightly".into(),
+        state: JobState::Failed,
+        spec: json!({}),
+        share_with: vec![],
+        progress: ferry::domain::Progress::default(),
+        result: None,
+        error: Some(ferry::domain::JobError {
+            code: "query_failed".into(),
+            message: "relation \"users\" does not exist".into(),
+            transient: false,
+        }),
+        checkpoint: None,
+        attempt: 1,
+        max_attempts: 3,
+        cancel_requested: false,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: Some(now),
+        expires_at: None,
+        event_seq: 3,
+    };
+    let follow_up = ferry::notify::email::delivery_job(TO, &failed);
+    failed.id = follow_up.id;
+    failed.kind = follow_up.kind;
+    failed.state = JobState::Running;
+    failed.spec = follow_up.spec;
+    failed.error = None;
+    failed.max_attempts = follow_up.max_attempts;
+    failed
+}
+
+/// One attempt of an `email` job through the SMTP server on `port`.
+async fn attempt(port: u16) -> Result<Value, ferry::queue::JobFailure> {
+    let (settings, _, _) = test_settings(Shape::Embedded).await;
+    let storage = ferry::storage::Storage::from_settings(&settings).expect("a local store");
+    let email = EmailSettings {
+        timeout: Duration::from_secs(5),
+        ..EmailSettings::new(format!("smtp://127.0.0.1:{port}"), FROM)
+    };
+    let handler = ferry::notify::EmailHandler::new(Some(&email), storage).expect("a handler");
+    let job = email_job();
+    let store = Store::connect(&crate::helpers::fresh_sqlite(), Signals::default())
+        .await
+        .expect("a store");
+    let ctx = ferry::queue::JobContext::detached(store, job.id);
+    ferry::queue::Handler::run(&handler, job, ctx).await
+}
+
+#[tokio::test]
+async fn a_permanent_smtp_refusal_ends_the_delivery_and_a_temporary_one_is_retried() {
+    use ferry::queue::JobFailure;
+    let refusing = scripted_server("550 5.7.1 sender not allowed\r\n").await;
+    match attempt(refusing).await {
+        Err(JobFailure::Fatal { code, message }) => {
+            assert_eq!(code, "email_refused");
+            assert!(message.contains("sender not allowed"), "{message}");
+        }
+        other => panic!("a 550 is final: {other:?}"),
+    }
+    let busy = scripted_server("451 4.3.0 try again later\r\n").await;
+    match attempt(busy).await {
+        Err(JobFailure::Retryable { code, message }) => {
+            assert_eq!(code, "email_failed");
+            assert!(message.contains("try again later"), "{message}");
+        }
+        other => panic!("a 451 is retried: {other:?}"),
+    }
+    let nobody = Smtp::reserve().port;
+    assert!(
+        matches!(attempt(nobody).await, Err(JobFailure::Retryable { ref code, .. }) if code == "email_failed"),
+        "no server is retried"
+    );
+    let accepting = scripted_server("250 ok\r\n").await;
+    let sent = attempt(accepting).await.expect("accepted");
+    assert_eq!(sent["smtp"], "250");
 }
