@@ -70,10 +70,17 @@ impl Smtp {
 
     /// Starts aiosmtpd on the reserved port and waits until it accepts connections.
     async fn run(&mut self) {
+        self.run_with(&[]).await;
+    }
+
+    /// The same, with extra aiosmtpd options (TLS).
+    async fn run_with(&mut self, options: &[&std::ffi::OsStr]) {
         let python = python();
         let listen = format!("127.0.0.1:{}", self.port);
         let server = tokio::process::Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &listen, "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-l", &listen])
+            .args(options)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&self.maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -627,4 +634,167 @@ async fn a_permanent_smtp_refusal_ends_the_delivery_and_a_temporary_one_is_retri
     let accepting = scripted_server("250 ok\r\n").await;
     let sent = attempt(accepting).await.expect("accepted");
     assert_eq!(sent["smtp"], "250");
+}
+
+/// A certificate authority and a certificate for `localhost` it signed, made with the `openssl`
+/// command in `dir`: `ca.pem`, `localhost.pem`, `localhost.key`.
+fn certificates(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("a directory for the certificates");
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write the extensions");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Ferry test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "localhost.key",
+            "-out",
+            "localhost.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "localhost.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "localhost.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    ];
+    for args in steps {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (Debian's openssl package)");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// A `ferry serve` process that mails through `smtp_url`, trusting the certificates in
+/// `trust` (as `SSL_CERT_FILE`: the platform verifier's roots on Linux) when given, the
+/// system's otherwise. A process of its own, since the trust store is read from its environment.
+async fn served_with_email(
+    smtp_url: &str,
+    trust: Option<&std::path::Path>,
+) -> crate::process::Served {
+    let trust = trust.map(|path| path.display().to_string());
+    let mut env = vec![
+        ("FERRY_EMAIL__SMTP_URL", smtp_url),
+        ("FERRY_EMAIL__FROM", FROM),
+        ("FERRY_LOG", "info"),
+    ];
+    if let Some(file) = &trust {
+        env.push(("SSL_CERT_FILE", file.as_str()));
+    }
+    crate::process::Served::start(&env).await
+}
+
+/// Starts a small export that mails `TO` on `served`.
+async fn export_mailed(served: &crate::process::Served) {
+    let response = served
+        .client
+        .post(served.url("/v1/exports"))
+        .json(&json!({
+            "name": "Over TLS",
+            "source": {"type": "generate", "rows": 2, "columns": [{"name": "a", "kind": "int"}]},
+            "notify": {"email": TO},
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn mail_goes_over_starttls_and_implicit_tls_and_an_untrusted_certificate_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ferry-tls-{}", uuid::Uuid::new_v4()));
+    certificates(&dir);
+    let (cert, key) = (dir.join("localhost.pem"), dir.join("localhost.key"));
+    // aiosmtpd with a certificate refuses mail until the client has said STARTTLS.
+    let mut starttls = Smtp::reserve();
+    starttls
+        .run_with(&[
+            "--tlscert".as_ref(),
+            cert.as_os_str(),
+            "--tlskey".as_ref(),
+            key.as_os_str(),
+        ])
+        .await;
+    let mut implicit = Smtp::reserve();
+    implicit
+        .run_with(&[
+            "--smtpscert".as_ref(),
+            cert.as_os_str(),
+            "--smtpskey".as_ref(),
+            key.as_os_str(),
+        ])
+        .await;
+    let ca = dir.join("ca.pem");
+    let urls = [
+        (
+            format!("smtp://localhost:{}?tls=required", starttls.port),
+            &starttls,
+        ),
+        (format!("smtps://localhost:{}", implicit.port), &implicit),
+    ];
+    for (url, server) in urls {
+        let served = served_with_email(&url, Some(&ca)).await;
+        export_mailed(&served).await;
+        let mail = server.wait_for(1).await.remove(0);
+        assert_eq!(mail.subject, "Your export “Over TLS” is ready", "{url}");
+    }
+
+    // Without the test CA among its roots, Ferry does not send (and says why).
+    let untrusting = served_with_email(&format!("smtps://localhost:{}", implicit.port), None).await;
+    export_mailed(&untrusting).await;
+    let log = untrusting.dir.join("stderr.log");
+    let line = eventually(Duration::from_secs(20), "a refused TLS attempt", || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines()
+            .find(|l| l.contains("email delivery attempt failed"))
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(line.to_lowercase().contains("certificate"), "{line}");
+    assert_eq!(
+        implicit.messages().await.len(),
+        1,
+        "nothing more was delivered"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
