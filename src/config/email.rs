@@ -24,6 +24,9 @@ pub struct EmailSettings {
     pub timeout: Duration,
 }
 
+/// The longest `timeout`: an attempt must end within the queue's limit on an `email` job.
+const MAX_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
 fn default_link_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
 }
@@ -58,8 +61,8 @@ impl EmailSettings {
         if self.link_ttl > MAX_LINK_TTL || self.link_ttl < Duration::from_secs(1) {
             problems.push("email.link_ttl must be between 1s and 7d".to_owned());
         }
-        if self.timeout < Duration::from_secs(1) {
-            problems.push("email.timeout must be at least 1s".to_owned());
+        if self.timeout < Duration::from_secs(1) || self.timeout > MAX_TIMEOUT {
+            problems.push("email.timeout must be between 1s and 5m".to_owned());
         }
         problems
     }

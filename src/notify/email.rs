@@ -30,8 +30,9 @@ use std::time::Duration;
 
 /// Attempts of a delivery: the first and 3 retries, as for webhooks.
 pub const ATTEMPTS: u32 = 4;
-/// The queue's limit on one attempt: a backstop above the handler's own (`email.timeout`).
-const JOB_TIMEOUT: Duration = Duration::from_secs(300);
+/// The queue's limit on one attempt: a backstop above the handler's own (`email.timeout`, at
+/// most 5 minutes).
+const JOB_TIMEOUT: Duration = Duration::from_secs(330);
 /// A failed attempt: worth another.
 const FAILED: &str = "email_failed";
 /// The SMTP server refused the message for good.
