@@ -6,6 +6,10 @@
 //! (`512MiB`). Unknown keys are refused, and [`Settings::validate`] checks the whole tree at
 //! start-up, so a bad setting stops the process at boot rather than a job at 3 a.m.
 
+mod email;
+
+pub use email::EmailSettings;
+
 use bytesize::ByteSize;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -77,6 +81,8 @@ pub struct Settings {
     pub templates: BTreeMap<String, TemplateSettings>,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
+    /// E-mail notifications; off (requests naming an address are refused) when unset.
+    pub email: Option<EmailSettings>,
     /// Back-pressure limits.
     pub limits: LimitSettings,
     /// Origins of web pages that may call the API from a browser (CORS), such as
@@ -99,6 +105,7 @@ impl Default for Settings {
             connections: BTreeMap::new(),
             templates: BTreeMap::new(),
             webhooks: WebhookSettings::default(),
+            email: None,
             limits: LimitSettings::default(),
             allowed_origins: Vec::new(),
         }
@@ -492,6 +499,7 @@ impl Settings {
             problems.push("workers.lease must be at least 1s".to_owned());
         }
         problems.extend(self.auth_problems());
+        problems.extend(self.email.iter().flat_map(EmailSettings::problems));
         for (name, connection) in &self.connections {
             let url = connection.url.expose();
             if !is_postgres(url) && !url.starts_with("sqlite:") {
@@ -699,6 +707,35 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn email_settings_read_from_the_environment_and_are_checked_at_start() {
+        let settings = Settings::load(
+            None,
+            env(&[
+                ("FERRY_EMAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+                ("FERRY_EMAIL__FROM", "Ferry <exports@example.com>"),
+                ("FERRY_EMAIL__LINK_TTL", "2d"),
+            ]),
+        )
+        .unwrap();
+        let email = settings.email.unwrap();
+        assert_eq!(email.link_ttl, Duration::from_secs(2 * 86400));
+        assert_eq!(email.timeout, Duration::from_secs(30));
+        let too_long = Settings::load(
+            None,
+            env(&[
+                ("FERRY_EMAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+                ("FERRY_EMAIL__FROM", "exports@example.com"),
+                ("FERRY_EMAIL__LINK_TTL", "8d"),
+            ]),
+        );
+        let message = too_long.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("email.link_ttl"), "{message}");
+        let without_sender = Settings::load(None, env(&[("FERRY_EMAIL__SMTP_URL", "smtp://h:25")]));
+        assert!(without_sender.is_err(), "[email] needs from");
+        assert!(Settings::load(None, env(&[])).unwrap().email.is_none());
     }
 
     #[test]

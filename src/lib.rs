@@ -14,7 +14,7 @@ pub mod domain;
 pub mod jobs;
 /// Prometheus metrics: the recorder, the series' names, recording functions.
 pub mod metrics;
-/// Notifications: webhooks (signing, SSRF guard, delivery).
+/// Notifications: the queue's follow-up hook, webhooks (signing, SSRF guard, delivery) and e-mail.
 pub mod notify;
 /// Streaming stages: sources, codecs, the export pipeline.
 pub mod pipeline;

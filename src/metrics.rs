@@ -31,6 +31,8 @@ pub const BYTES: &str = "ferry_bytes_total";
 pub const UPLOAD_BYTES: &str = "ferry_upload_bytes_total";
 /// Webhook delivery attempts by outcome (counter).
 pub const WEBHOOK_DELIVERIES: &str = "ferry_webhook_deliveries_total";
+/// E-mail delivery attempts by outcome (counter).
+pub const EMAIL_DELIVERIES: &str = "ferry_email_deliveries_total";
 /// HTTP requests by method, route template and status (counter).
 pub const HTTP_REQUESTS: &str = "ferry_http_requests_total";
 /// HTTP request duration by method and route template (histogram).
@@ -49,7 +51,7 @@ const HTTP_BUCKETS: [f64; 13] = [
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Every job kind, in the order the gauges list them.
-const KINDS: [JobKind; 3] = [JobKind::Export, JobKind::Import, JobKind::Webhook];
+const KINDS: [JobKind; JobKind::ALL.len()] = JobKind::ALL;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -117,6 +119,10 @@ fn describe() {
         "Webhook delivery attempts: delivered, failed (will be retried) or gave_up."
     );
     describe_counter!(
+        EMAIL_DELIVERIES,
+        "E-mail delivery attempts: delivered (accepted by the SMTP server), failed (will be retried) or gave_up."
+    );
+    describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests by method, route template and status."
     );
@@ -175,10 +181,10 @@ pub fn uploaded(bytes: usize) {
     ::metrics::counter!(UPLOAD_BYTES).increment(bytes as u64);
 }
 
-/// How one webhook delivery attempt ended.
+/// How one delivery attempt of a notification (a webhook, an e-mail) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// The receiver answered 2xx.
+    /// The receiver answered 2xx; the SMTP server accepted the message.
     Delivered,
     /// The attempt failed; another follows after a backoff.
     Failed,
@@ -200,6 +206,11 @@ impl DeliveryOutcome {
 /// Records one webhook delivery attempt.
 pub fn webhook_delivery(outcome: DeliveryOutcome) {
     ::metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome.as_str()).increment(1);
+}
+
+/// Records one e-mail delivery attempt.
+pub fn email_delivery(outcome: DeliveryOutcome) {
+    ::metrics::counter!(EMAIL_DELIVERIES, "outcome" => outcome.as_str()).increment(1);
 }
 
 /// Records one HTTP request; `route` is the matched route template, never the raw path.
@@ -299,9 +310,10 @@ mod tests {
         };
         let text = render_job_gauges(&counts);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(samples.len(), 3 * 7 + 3 + 3, "{text}");
+        assert_eq!(samples.len(), 4 * 7 + 4 + 4, "{text}");
         assert!(samples.contains(&"ferry_jobs{kind=\"export\",state=\"succeeded\"} 3"));
         assert!(samples.contains(&"ferry_jobs{kind=\"webhook\",state=\"failed\"} 0"));
+        assert!(samples.contains(&"ferry_jobs{kind=\"email\",state=\"succeeded\"} 0"));
         assert!(samples.contains(&"ferry_queue_depth{kind=\"import\"} 2"));
         assert!(samples.contains(&"ferry_queue_depth{kind=\"export\"} 0"));
         assert!(samples.contains(&"ferry_queue_oldest_age_seconds{kind=\"import\"} 1.5"));

@@ -8,7 +8,7 @@ use crate::domain::JobKind;
 use crate::jobs::Expiry;
 use crate::jobs::export::ExportHandler;
 use crate::jobs::import::ImportHandler;
-use crate::notify::WebhookHandler;
+use crate::notify::{EmailHandler, Notifier, WebhookHandler};
 use crate::queue::executor::ExecutorSettings;
 use crate::queue::maintenance::{self, MaintenanceSettings};
 use crate::queue::pool::{self, Handlers, PoolSettings};
@@ -92,6 +92,7 @@ pub struct Application {
     store: Store,
     storage: Storage,
     webhooks: WebhookHandler,
+    email: EmailHandler,
     auth: Authenticator,
     listener: Option<TcpListener>,
     wrap_api: Option<WrapApi>,
@@ -136,7 +137,8 @@ impl Application {
         }
         let store = Store::connect(settings.metadata_url().expose(), Signals::default())
             .await
-            .context("cannot open the metadata database")?;
+            .context("cannot open the metadata database")?
+            .with_follow_ups(Arc::new(Notifier));
         let storage = Storage::from_settings(&settings).context("cannot open the object store")?;
         if let Err(error) = storage.ping().await {
             anyhow::bail!(
@@ -147,11 +149,14 @@ impl Application {
         let webhooks = WebhookHandler::new(&settings.webhooks)
             .context("webhooks.secret is not a usable whsec_ secret")?
             .with_timeout(settings.webhooks.timeout);
+        let email = EmailHandler::new(settings.email.as_ref(), storage.clone())
+            .context("invalid [email] configuration")?;
         Ok(Self {
             settings: Arc::new(settings),
             store,
             storage,
             webhooks,
+            email,
             auth,
             listener,
             wrap_api: None,
@@ -213,6 +218,7 @@ impl Application {
             Arc::new(ImportHandler::new(settings.clone(), self.storage.clone())),
         );
         handlers.insert(JobKind::Webhook, Arc::new(self.webhooks));
+        handlers.insert(JobKind::Email, Arc::new(self.email));
         let pool_settings = PoolSettings {
             concurrency: settings.workers.concurrency,
             poll_interval: settings.workers.poll_interval,

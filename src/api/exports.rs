@@ -92,6 +92,8 @@ async fn create(
         .as_ref()
         .and_then(|n| n.webhook_url.as_deref());
     super::callbacks::check(&state.settings.webhooks, webhook_url, "notify.webhook_url").await?;
+    let email = request.notify.as_ref().and_then(|n| n.email.as_deref());
+    super::callbacks::check_email(state.settings.email.as_ref(), email, "notify.email")?;
     if let Err(SourceError::Permanent { message, .. }) = check(&resolved).await {
         return Err(
             Invalid::field("source.query", format!("the query cannot run: {message}")).into(),
@@ -114,7 +116,6 @@ async fn create(
         state: JobState::Queued,
         idempotency,
         progress: initial_progress(&resolved),
-        callback_url: request.notify.as_ref().and_then(|n| n.webhook_url.clone()),
     };
     let (status, job) = match state.store.insert(new).await? {
         Inserted::Created(job) => (StatusCode::ACCEPTED, job),

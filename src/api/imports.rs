@@ -67,6 +67,9 @@ struct RawParams {
     key: Option<String>,
     /// An http(s) URL to notify when the import ends.
     callback_url: Option<String>,
+    /// An address to e-mail when the import ends (needs `[email]` on the server).
+    #[param(format = Email, max_length = 254)]
+    notify_email: Option<String>,
     /// The job's name.
     name: Option<String>,
     /// The field delimiter, one ASCII character.
@@ -114,6 +117,7 @@ impl RawParams {
                 .max_errors
                 .unwrap_or(crate::domain::import::DEFAULT_MAX_ERRORS),
             callback_url: self.callback_url,
+            notify_email: self.notify_email,
             name: self.name,
             upload: None,
             commit: None,
@@ -368,6 +372,11 @@ async fn checked(
         "callback_url",
     )
     .await?;
+    super::callbacks::check_email(
+        state.settings.email.as_ref(),
+        request.notify_email.as_deref(),
+        "notify_email",
+    )?;
     let connection = connection_name(&state.settings, &spec)?;
     if !super::discovery::allowed(&state.settings, caller, &connection) {
         return Err(Invalid::field(
@@ -514,7 +523,6 @@ async fn insert(
         state: job_state,
         idempotency: None,
         progress,
-        callback_url: request.callback_url.clone(),
     };
     match state.store.insert(new).await? {
         Inserted::Created(job) | Inserted::Existing(job) => Ok(job),

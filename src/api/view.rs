@@ -151,7 +151,7 @@ pub fn timestamp(at: OffsetDateTime) -> String {
 pub fn collection(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Import => "/v1/imports",
-        JobKind::Export | JobKind::Webhook => "/v1/exports",
+        JobKind::Export | JobKind::Webhook | JobKind::Email => "/v1/exports",
     }
 }
 

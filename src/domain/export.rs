@@ -110,8 +110,10 @@ pub struct Notify {
     /// An http(s) URL to POST a signed event to when the job ends.
     #[serde(default)]
     pub webhook_url: Option<String>,
-    /// An address to mail the download link to.
+    /// An address to mail the download link (or the error) to when the job ends; needs
+    /// `[email]` on the server.
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
 }
 
@@ -190,11 +192,10 @@ impl ExportRequest {
         {
             errors.push("name", format!("1 to {MAX_NAME} characters"));
         }
-        if self.notify.as_ref().is_some_and(|n| n.email.is_some()) {
-            errors.push(
-                "notify.email",
-                "e-mail notifications are not available in this version yet",
-            );
+        if let Some(address) = self.notify.as_ref().and_then(|n| n.email.as_deref())
+            && let Err(message) = super::targets::check_address(address)
+        {
+            errors.push("notify.email", message);
         }
         if self.share_with.len() > MAX_SHARES || self.share_with.iter().any(|s| s.is_empty()) {
             errors.push(

@@ -48,6 +48,10 @@ pub struct ImportRequest {
     /// An http(s) URL to notify when the import ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// An address to e-mail when the import ends (needs `[email]` on the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Email, max_length = 254)]
+    pub notify_email: Option<String>,
     /// Optional; made from the table and the date otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200)]
@@ -201,6 +205,11 @@ impl ImportRequest {
             && (name.trim().is_empty() || name.chars().count() > 200)
         {
             errors.push("name", "1 to 200 characters");
+        }
+        if let Some(address) = &self.notify_email
+            && let Err(message) = super::targets::check_address(address)
+        {
+            errors.push("notify_email", message);
         }
         let name = match &self.name {
             Some(name) => name.trim().to_owned(),

@@ -48,15 +48,28 @@ pub enum JobKind {
     Import,
     /// Delivers one webhook for a job that reached a final state.
     Webhook,
+    /// Sends one e-mail about a job that reached a final state.
+    Email,
 }
 
 impl JobKind {
+    /// Every kind, for metrics and for the queue's notion of notifications.
+    pub const ALL: [JobKind; 4] = [Self::Export, Self::Import, Self::Webhook, Self::Email];
+
+    /// Whether jobs of this kind are notifications: follow-ups Ferry queues itself when another
+    /// job ends, rather than work a client asked for. They do not count towards a tenant's
+    /// limits, and a busy tenant does not hold them back.
+    pub fn is_notification(self) -> bool {
+        matches!(self, Self::Webhook | Self::Email)
+    }
+
     /// The stable name stored in the database and shown to clients.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Export => "export",
             Self::Import => "import",
             Self::Webhook => "webhook",
+            Self::Email => "email",
         }
     }
 }
@@ -68,6 +81,7 @@ impl FromStr for JobKind {
             "export" => Ok(Self::Export),
             "import" => Ok(Self::Import),
             "webhook" => Ok(Self::Webhook),
+            "email" => Ok(Self::Email),
             other => Err(UnknownName(other.to_owned())),
         }
     }

@@ -12,6 +12,7 @@ pub mod names;
 pub mod record;
 pub mod result;
 mod schema;
+pub mod targets;
 
 pub use export::{ExportRequest, ExportSpec, Source};
 pub use format::{Encoding, Format};
@@ -20,3 +21,4 @@ pub use invalid::{FieldError, Invalid};
 pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
 pub use record::Job;
 pub use result::{ExportResult, ExportedFile, ImportResult};
+pub use targets::NotifyTargets;

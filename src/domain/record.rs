@@ -55,6 +55,34 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job of `kind` in `state` with made-up fields, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(kind: JobKind, state: JobState) -> Self {
+        let at = time::macros::datetime!(2026-11-23 08:00:00 UTC);
+        Self {
+            id: JobId::new(),
+            kind,
+            tenant: "acme".to_owned(),
+            owner: "user-1".to_owned(),
+            name: "Test job".to_owned(),
+            state,
+            spec: Value::Object(serde_json::Map::new()),
+            share_with: Vec::new(),
+            progress: Progress::default(),
+            result: None,
+            error: None,
+            checkpoint: None,
+            attempt: 1,
+            max_attempts: 3,
+            cancel_requested: false,
+            created_at: at,
+            started_at: Some(at),
+            finished_at: state.is_final().then_some(at),
+            expires_at: None,
+            event_seq: 3,
+        }
+    }
+
     /// Whether `subject` of the job's tenant may see it without the `admin` scope.
     pub fn is_visible_to(&self, subject: &str) -> bool {
         self.owner == subject || self.share_with.iter().any(|s| s == subject)

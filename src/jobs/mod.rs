@@ -24,7 +24,7 @@ pub fn files_of(job: &Job) -> Vec<ObjectKey> {
             import_key(&job.tenant, job.id, "upload"),
             import_key(&job.tenant, job.id, "rejects.csv"),
         ],
-        JobKind::Webhook => Vec::new(),
+        JobKind::Webhook | JobKind::Email => Vec::new(),
     }
 }
 

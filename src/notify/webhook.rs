@@ -1,7 +1,7 @@
-//! Webhook delivery. When a job reaches a final state, a [`Delivery`] is enqueued as a job of
-//! its own (kind `webhook`), so a delivery survives restarts, is retried with the queue's
-//! backoff, and never delays or fails the job it reports on. [`WebhookHandler`] runs one
-//! attempt:
+//! Webhook delivery. When a job with a callback URL reaches a final state, [`delivery_job`]
+//! makes a [`Delivery`] the spec of a job of its own (kind `webhook`), which the queue inserts
+//! with the state change; so a delivery survives restarts, is retried with the queue's backoff,
+//! and never delays or fails the job it reports on. [`WebhookHandler`] runs one attempt:
 //!
 //! * the callback URL is checked and resolved by the [guard](super::guard), and the request
 //!   goes to exactly the addresses it approved (no second lookup, no proxy);
@@ -18,14 +18,13 @@
 
 use super::guard::{UrlError, check_url, resolve_allowed};
 use super::signing::{SecretError, WebhookSecret, headers};
+use super::{delivery_outcome, describe};
 use crate::config::WebhookSettings;
-use crate::domain::{Job, JobKind, JobState};
-use crate::metrics::DeliveryOutcome;
-use crate::queue::{Handler, JobContext, JobFailure};
+use crate::domain::{Job, JobId, JobKind, JobState};
+use crate::queue::{FollowUp, Handler, JobContext, JobFailure};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::error::Error;
 use std::net::SocketAddr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -34,6 +33,11 @@ use url::{Host, Url};
 
 /// How long one attempt may take, from resolving the host to the answer's status line.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of a delivery: the first and 3 retries (SPEC §5).
+pub const ATTEMPTS: u32 = 4;
+/// The queue's limit on one attempt of a delivery job: a backstop well above the handler's own
+/// time limit ([`DEFAULT_TIMEOUT`] or `webhooks.timeout`).
+const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `user-agent` of deliveries.
 const USER_AGENT: &str = concat!("ferry-webhooks/", env!("CARGO_PKG_VERSION"));
 /// A failed attempt: worth another.
@@ -139,27 +143,40 @@ impl Handler for WebhookHandler {
     }
 }
 
-/// How an attempt counts in the metrics: a failure is retried only if it is transient and
-/// attempts are left (the executor's rule); an attempt told to stop does not count.
-fn delivery_outcome(
-    outcome: &Result<Value, JobFailure>,
-    attempts_left: bool,
-) -> Option<DeliveryOutcome> {
-    match outcome {
-        Ok(_) => Some(DeliveryOutcome::Delivered),
-        Err(JobFailure::Retryable { .. }) if attempts_left => Some(DeliveryOutcome::Failed),
-        Err(JobFailure::Retryable { .. } | JobFailure::Fatal { .. }) => {
-            Some(DeliveryOutcome::GaveUp)
-        }
-        Err(JobFailure::Stopped) => None,
+/// The `webhook` job that tells `url` that `job` (as of its final state change) ended as
+/// `event_type`, at `now`. The delivery's message id comes from the job's own id, so it is the
+/// same on every attempt. `data` is the job's record without its checkpoint (private to its
+/// handler). Fails only for a `now` RFC 3339 cannot write.
+pub fn delivery_job(
+    url: &str,
+    event_type: &str,
+    job: &Job,
+    now: OffsetDateTime,
+) -> Result<FollowUp, time::error::Format> {
+    let mut data = serde_json::to_value(job).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut data {
+        map.remove("checkpoint");
     }
+    let id = JobId::new();
+    let delivery = Delivery {
+        url: url.to_owned(),
+        event_type: event_type.to_owned(),
+        payload: build_payload(event_type, data, now)?,
+        message_id: format!("msg_{id}"),
+    };
+    Ok(FollowUp {
+        id,
+        kind: JobKind::Webhook,
+        name: format!("{event_type} for {}", job.id),
+        spec: serde_json::to_value(&delivery).unwrap_or(Value::Null),
+        max_attempts: ATTEMPTS,
+        timeout: JOB_TIMEOUT,
+    })
 }
 
 /// The event type for a job of `kind` that reached `state`, e.g. `export.succeeded`; `None`
-/// for states that send no webhook (not final, or `expired`) and for webhook jobs themselves.
-pub fn event_type(kind: &str, state: &str) -> Option<String> {
-    let kind = kind.parse::<JobKind>().ok()?;
-    let state = state.parse::<JobState>().ok()?;
+/// for states that send no webhook (not final, or `expired`) and for notifications themselves.
+pub fn event_type(kind: JobKind, state: JobState) -> Option<String> {
     let reported = matches!(kind, JobKind::Export | JobKind::Import)
         && matches!(
             state,
@@ -236,52 +253,68 @@ fn answered(status: StatusCode) -> Result<Value, JobFailure> {
     ))
 }
 
-/// An error and its causes, joined by `: `.
-fn describe(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::DeliveryOutcome;
     use time::macros::datetime;
 
     #[test]
     fn final_states_of_exports_and_imports_have_an_event_type() {
         assert_eq!(
-            event_type("export", "succeeded").as_deref(),
+            event_type(JobKind::Export, JobState::Succeeded).as_deref(),
             Some("export.succeeded")
         );
         assert_eq!(
-            event_type("import", "failed").as_deref(),
+            event_type(JobKind::Import, JobState::Failed).as_deref(),
             Some("import.failed")
         );
         assert_eq!(
-            event_type("export", "cancelled").as_deref(),
+            event_type(JobKind::Export, JobState::Cancelled).as_deref(),
             Some("export.cancelled")
         );
     }
 
     #[test]
-    fn other_states_webhook_jobs_and_unknown_names_have_none() {
-        for (kind, state) in [
-            ("export", "running"),
-            ("export", "queued"),
-            ("import", "awaiting_upload"),
-            ("export", "expired"),
-            ("webhook", "succeeded"),
-            ("report", "succeeded"),
-            ("export", "done"),
-        ] {
-            assert_eq!(event_type(kind, state), None, "{kind} {state}");
+    fn other_states_and_notifications_themselves_have_none() {
+        for kind in JobKind::ALL {
+            for state in JobState::ALL {
+                let reported = !kind.is_notification()
+                    && matches!(
+                        state,
+                        JobState::Succeeded | JobState::Failed | JobState::Cancelled
+                    );
+                assert_eq!(
+                    event_type(kind, state).is_some(),
+                    reported,
+                    "{kind:?} {state}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn a_delivery_job_carries_the_signed_body_and_one_message_id_for_every_attempt() {
+        let mut job = crate::domain::Job::for_tests(JobKind::Import, JobState::Failed);
+        job.checkpoint = Some(json!({"offset": 10}));
+        let at = datetime!(2026-11-03 12:00:00 UTC);
+        let follow_up = delivery_job("https://example.com/h", "import.failed", &job, at).unwrap();
+        assert_eq!(follow_up.kind, JobKind::Webhook);
+        assert_eq!(
+            (follow_up.max_attempts, follow_up.timeout),
+            (ATTEMPTS, JOB_TIMEOUT)
+        );
+        let delivery = Delivery::deserialize(&follow_up.spec).unwrap();
+        assert_eq!(delivery.message_id, format!("msg_{}", follow_up.id));
+        assert_eq!(delivery.url, "https://example.com/h");
+        assert_eq!(delivery.payload["type"], "import.failed");
+        assert_eq!(delivery.payload["timestamp"], "2026-11-03T12:00:00Z");
+        assert_eq!(delivery.payload["data"]["id"], job.id.to_string());
+        assert_eq!(delivery.payload["data"]["state"], "failed");
+        assert!(
+            delivery.payload["data"].get("checkpoint").is_none(),
+            "the checkpoint is private"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! causes, in one transaction; a guard that no longer holds (the job moved on, the lease went to
 //! another worker) makes the transition a no-op that returns `None`.
 
-use super::store::{Backend, Store, StoreError, decode, now_ms, to_ms};
+use super::store::{Backend, Store, StoreError, decode, notification_kinds, now_ms, to_ms};
 use crate::domain::{EventKind, Job, JobError, JobId, JobState, Progress};
 use serde_json::Value;
 use sqlx::any::AnyArguments;
@@ -99,6 +99,8 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // Notifications are never held back by a busy tenant, nor count as its running jobs.
+        let notifications = notification_kinds();
         let sql = format!(
             "UPDATE ferry_jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1,
                 lease_expires_at = $2, started_at = $3, cancel_requested = 0,
@@ -106,8 +108,9 @@ impl Store {
              WHERE state = 'queued' AND id = (
                 SELECT id FROM ferry_jobs j
                 WHERE state = 'queued' AND run_at <= $3
-                  AND (j.kind = 'webhook' OR (SELECT count(*) FROM ferry_jobs r
-                       WHERE r.tenant = j.tenant AND r.state = 'running' AND r.kind <> 'webhook') < $4)
+                  AND (j.kind IN ({notifications}) OR (SELECT count(*) FROM ferry_jobs r
+                       WHERE r.tenant = j.tenant AND r.state = 'running'
+                         AND r.kind NOT IN ({notifications})) < $4)
                 ORDER BY run_at, id LIMIT 1 {lock})
              RETURNING *"
         );

@@ -3,23 +3,23 @@
 //! One set of statements serves both databases (text ids, millisecond timestamps); where they
 //! differ — the claim's `FOR UPDATE SKIP LOCKED`, `NOTIFY` — [`Backend`] says so. Only this
 //! store writes a job's `state`. Every state change writes its events in the same transaction,
-//! so an event stream replays exactly what happened.
+//! so an event stream replays exactly what happened; a final state also inserts the jobs its
+//! [`FollowUps`] hook asks for in that transaction.
 
+use super::follow_up::{FollowUp, FollowUps, Hook};
 use super::signal::{Signal, Signals};
 use crate::domain::{EventKind, Job, JobError, JobId, JobKind, JobState, Progress};
 use serde_json::Value;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Row};
+// `AssertSqlSafe` wraps SQL built only from constant fragments (`notification_kinds`).
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-/// Attempts of a webhook delivery: the first and 3 retries (SPEC §5).
-const WEBHOOK_ATTEMPTS: u32 = 4;
-/// A webhook delivery job's timeout.
-const WEBHOOK_TIMEOUT_MS: i64 = 60_000;
 /// How long an idempotency key holds.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
@@ -52,6 +52,7 @@ pub struct Store {
     pub(super) pool: AnyPool,
     pub(super) backend: Backend,
     pub(super) signals: Signals,
+    follow_ups: Hook,
 }
 
 /// A job to create.
@@ -72,8 +73,6 @@ pub struct NewJob {
     pub idempotency: Option<(String, String)>,
     /// Progress known up front (e.g. an upload's size).
     pub progress: Progress,
-    /// An http(s) URL to notify when the job reaches a final state.
-    pub callback_url: Option<String>,
 }
 
 /// What [`Store::insert`] did.
@@ -143,7 +142,17 @@ impl Store {
             pool,
             backend,
             signals,
+            follow_ups: Hook::default(),
         })
+    }
+
+    /// The same store, asking `hook` which jobs to queue when a job reaches a final state.
+    /// Without one (as [`connect`](Self::connect) makes it) nothing follows a final state.
+    pub fn with_follow_ups(self, hook: Arc<dyn FollowUps>) -> Self {
+        Self {
+            follow_ups: Hook(hook),
+            ..self
+        }
     }
 
     /// Applies the migrations only.
@@ -227,8 +236,8 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO ferry_jobs (id, kind, tenant, owner, name, state, spec, share_with,
                 progress, max_attempts, timeout_ms, run_at, idempotency_key, request_hash,
-                event_seq, created_at, callback_url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $12, $15)
+                event_seq, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $12)
              RETURNING *",
         )
         .bind(new.id.to_string())
@@ -245,7 +254,6 @@ impl Store {
         .bind(now)
         .bind(key)
         .bind(hash)
-        .bind(new.callback_url.clone())
         .fetch_one(&mut *tx)
         .await?;
         let job = decode(&row)?;
@@ -255,14 +263,15 @@ impl Store {
         Ok(job)
     }
 
-    /// Jobs waiting to run (queued or awaiting their upload), of one tenant or of all; webhook
-    /// deliveries do not count.
+    /// Jobs waiting to run (queued or awaiting their upload), of one tenant or of all;
+    /// notifications do not count.
     pub async fn count_waiting(&self, tenant: Option<&str>) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(
+        let count: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT count(*) FROM ferry_jobs
-             WHERE state IN ('queued', 'awaiting_upload') AND kind <> 'webhook'
+             WHERE state IN ('queued', 'awaiting_upload') AND kind NOT IN ({})
                AND ($1 IS NULL OR tenant = $1)",
-        )
+            notification_kinds()
+        )))
         .bind(tenant.map(str::to_owned))
         .fetch_one(&self.pool)
         .await?;
@@ -392,7 +401,8 @@ impl Store {
     }
 
     /// Writes the events of the job's latest change: `state`, plus `done` when final, or a
-    /// `progress` event when the state did not change.
+    /// `progress` event when the state did not change. A final state also queues the jobs the
+    /// follow-up hook asks for, in the same transaction.
     pub(super) async fn record(&self, tx: &mut AnyConnection, job: &Job) -> Result<(), StoreError> {
         let events: &[(u64, EventKind)] = if job.state.is_final() {
             &[(1, EventKind::State), (0, EventKind::Done)]
@@ -403,49 +413,36 @@ impl Store {
             self.insert_event(tx, job, job.event_seq - back, *kind)
                 .await?;
         }
-        if job.state.is_final() && job.state != JobState::Expired && job.kind != JobKind::Webhook {
-            self.queue_callback(tx, job).await?;
+        if job.state.is_final() {
+            for follow_up in self.follow_ups.0.follow_ups(job) {
+                self.insert_follow_up(tx, job, &follow_up).await?;
+            }
         }
         Ok(())
     }
 
-    /// Queues the delivery of a final state to the job's callback URL, if it has one, in the
-    /// same transaction as the state change: the notification is as durable as the job.
-    async fn queue_callback(&self, tx: &mut AnyConnection, job: &Job) -> Result<(), StoreError> {
-        let url: Option<String> =
-            sqlx::query_scalar("SELECT callback_url FROM ferry_jobs WHERE id = $1")
-                .bind(job.id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-        let Some(url) = url else { return Ok(()) };
-        let event_type = format!("{}.{}", job.kind.as_str(), job.state.as_str());
-        let mut data = serde_json::to_value(job).unwrap_or_default();
-        if let Value::Object(map) = &mut data {
-            map.remove("checkpoint");
-        }
-        let id = JobId::new();
-        let timestamp = OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let delivery = serde_json::json!({
-            "url": url,
-            "event_type": event_type,
-            "message_id": format!("msg_{id}"),
-            "payload": {"type": event_type, "timestamp": timestamp, "data": data},
-        });
+    /// Queues a job that `after` asks for, with `after`'s tenant and owner, and wakes the
+    /// workers when the transaction commits.
+    async fn insert_follow_up(
+        &self,
+        tx: &mut AnyConnection,
+        after: &Job,
+        follow_up: &FollowUp,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO ferry_jobs (id, kind, tenant, owner, name, state, spec, max_attempts,
                 timeout_ms, run_at, event_seq, created_at)
-             VALUES ($1, 'webhook', $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $8)",
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, 0, $9)",
         )
-        .bind(id.to_string())
-        .bind(&job.tenant)
-        .bind(&job.owner)
-        .bind(format!("{event_type} for {}", job.id))
-        .bind(delivery.to_string())
-        .bind(i64::from(WEBHOOK_ATTEMPTS))
-        .bind(WEBHOOK_TIMEOUT_MS)
+        .bind(follow_up.id.to_string())
+        .bind(follow_up.kind.as_str())
+        .bind(&after.tenant)
+        .bind(&after.owner)
+        .bind(&follow_up.name)
+        .bind(follow_up.spec.to_string())
+        .bind(i64::from(follow_up.max_attempts))
+        .bind(i64::try_from(follow_up.timeout.as_millis()).unwrap_or(i64::MAX))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -455,6 +452,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         } else {
+            // SQLite has one connection, held by this transaction until it commits: a worker
+            // woken now claims only after the commit.
             self.signals.send(Signal::JobsReady);
         }
         Ok(())
@@ -504,6 +503,17 @@ impl Store {
             }
         }
     }
+}
+
+/// The kinds that are notifications, as a list of SQL string literals (`'webhook', …`); built
+/// from constant names only.
+pub(super) fn notification_kinds() -> String {
+    let kinds: Vec<String> = JobKind::ALL
+        .into_iter()
+        .filter(|kind| kind.is_notification())
+        .map(|kind| format!("'{}'", kind.as_str()))
+        .collect();
+    kinds.join(", ")
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {

@@ -23,7 +23,7 @@ pub use disposition::{content_disposition, safe_filename};
 pub use error::StorageError;
 pub use explain::explain;
 pub use key::{ObjectKey, export_key, import_key};
-pub use links::MAX_LINK_TTL;
+pub use links::{MAX_LINK_TTL, SignedLink};
 pub use serve::{router, routes};
 pub use upload::Upload;
 

@@ -252,8 +252,9 @@ async fn metrics_count_jobs_rows_bytes_uploads_webhooks_and_requests_by_route_te
     assert_eq!(jobs("import", "succeeded"), Some(2.0));
     assert_eq!(jobs("webhook", "succeeded"), Some(1.0));
     assert_eq!(jobs("export", "failed"), Some(0.0));
-    assert_eq!(m.all("ferry_jobs").len(), 3 * 7);
-    for kind in ["export", "import", "webhook"] {
+    assert_eq!(jobs("email", "succeeded"), Some(0.0));
+    assert_eq!(m.all("ferry_jobs").len(), 4 * 7);
+    for kind in ["export", "import", "webhook", "email"] {
         assert_eq!(m.value("ferry_queue_depth", &[("kind", kind)]), Some(0.0));
         assert_eq!(
             m.value("ferry_queue_oldest_age_seconds", &[("kind", kind)]),

@@ -1,8 +1,11 @@
 //! The queue store's conformance suite: every behaviour runs against PostgreSQL and SQLite.
 
 use crate::helpers::{fresh_postgres, fresh_sqlite};
-use ferry::domain::{EventKind, JobError, JobId, JobKind, JobState, Progress};
-use ferry::queue::{CancelOutcome, Holder, Inserted, ListQuery, NewJob, Signals, Store};
+use ferry::domain::{EventKind, Job, JobError, JobId, JobKind, JobState, Progress};
+use ferry::queue::{
+    CancelOutcome, FollowUp, FollowUps, Holder, Inserted, ListQuery, NewJob, Signals, Store,
+};
+use std::sync::Arc;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -21,7 +24,6 @@ fn new_job(tenant: &str) -> NewJob {
         state: JobState::Queued,
         idempotency: None,
         progress: Progress::default(),
-        callback_url: None,
     }
 }
 
@@ -72,6 +74,9 @@ conformance!(
     listing_pages_newest_first_and_hides_other_owners,
     shutdown_hand_back_does_not_count_the_attempt,
     job_counts_group_by_kind_and_state_and_age_only_due_queued_jobs,
+    a_final_state_queues_what_the_hook_asks_for_in_the_same_transaction,
+    a_change_whose_guard_no_longer_holds_queues_no_follow_up,
+    a_follow_up_that_cannot_be_stored_rolls_the_state_change_back,
 );
 
 async fn claim_takes_the_oldest_ready_job_exactly_once(store: Store) {
@@ -476,4 +481,158 @@ async fn job_counts_group_by_kind_and_state_and_age_only_due_queued_jobs(store: 
         "{counts:?}"
     );
     assert!(counts.oldest_due.is_empty(), "not due yet: {counts:?}");
+}
+
+/// A follow-up hook for the tests: one `webhook` job per final state of a client job, whose
+/// spec names the job and the state; with `clash`, the follow-up takes the ended job's own id,
+/// so that inserting it fails.
+struct Echo {
+    clash: bool,
+}
+
+impl FollowUps for Echo {
+    fn follow_ups(&self, job: &Job) -> Vec<FollowUp> {
+        if job.kind.is_notification() {
+            return Vec::new();
+        }
+        vec![FollowUp {
+            id: if self.clash { job.id } else { JobId::new() },
+            kind: JobKind::Webhook,
+            name: format!("after {}", job.id),
+            spec: serde_json::json!({"after": job.id, "state": job.state}),
+            max_attempts: 4,
+            timeout: Duration::from_secs(60),
+        }]
+    }
+}
+
+/// The tenant's notification jobs, newest first.
+async fn follow_ups(store: &Store, tenant: &str) -> Vec<Job> {
+    let query = ListQuery {
+        tenant: tenant.into(),
+        kind: JobKind::Webhook,
+        visible_to: None,
+        state: None,
+        limit: 100,
+        before: None,
+    };
+    store.list(&query).await.unwrap()
+}
+
+async fn a_final_state_queues_what_the_hook_asks_for_in_the_same_transaction(store: Store) {
+    let store = store.with_follow_ups(Arc::new(Echo { clash: false }));
+    let job = created(&store, new_job("t")).await;
+    store.claim("w", LEASE, 10).await.unwrap().unwrap();
+    assert!(
+        follow_ups(&store, "t").await.is_empty(),
+        "running is not final"
+    );
+    let done = store
+        .succeed(
+            job.id,
+            "w",
+            &Progress::default(),
+            &serde_json::json!({}),
+            LEASE,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let queued = follow_ups(&store, "t").await;
+    assert_eq!(queued.len(), 1);
+    let follow_up = &queued[0];
+    assert_eq!(
+        (follow_up.state, follow_up.owner.as_str(), follow_up.attempt),
+        (JobState::Queued, "user-1", 0)
+    );
+    assert_eq!(follow_up.spec["after"], job.id.to_string());
+    assert_eq!(follow_up.spec["state"], "succeeded");
+    assert_eq!(follow_up.max_attempts, 4);
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(
+        store.count_waiting(Some("t")).await.unwrap(),
+        0,
+        "notifications are not waiting client work"
+    );
+    // A tenant at its running limit (here 0) still gets its notifications delivered.
+    let claimed = store.claim("w", LEASE, 0).await.unwrap().unwrap();
+    assert_eq!(claimed.id, follow_up.id);
+    store
+        .succeed(
+            claimed.id,
+            "w",
+            &Progress::default(),
+            &serde_json::json!({}),
+            LEASE,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        follow_ups(&store, "t").await.len(),
+        1,
+        "the hook decides that a notification's end asks for nothing"
+    );
+}
+
+async fn a_change_whose_guard_no_longer_holds_queues_no_follow_up(store: Store) {
+    let store = store.with_follow_ups(Arc::new(Echo { clash: false }));
+    let job = created(&store, new_job("t")).await;
+    store.claim("w", LEASE, 10).await.unwrap().unwrap();
+    let stolen = store
+        .succeed(
+            job.id,
+            "not-the-holder",
+            &Progress::default(),
+            &serde_json::json!({}),
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert!(stolen.is_none());
+    assert!(follow_ups(&store, "t").await.is_empty());
+    let cancelled = store.cancel(job.id).await.unwrap();
+    assert!(
+        matches!(cancelled, CancelOutcome::Requested(_)),
+        "{cancelled:?}"
+    );
+    assert!(
+        follow_ups(&store, "t").await.is_empty(),
+        "a cancel request is no final state"
+    );
+    store.finish_cancelled(job.id, "w").await.unwrap().unwrap();
+    let queued = follow_ups(&store, "t").await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].spec["state"], "cancelled");
+}
+
+async fn a_follow_up_that_cannot_be_stored_rolls_the_state_change_back(store: Store) {
+    let store = store.with_follow_ups(Arc::new(Echo { clash: true }));
+    let job = created(&store, new_job("t")).await;
+    let running = store.claim("w", LEASE, 10).await.unwrap().unwrap();
+    let outcome = store
+        .succeed(
+            job.id,
+            "w",
+            &Progress::default(),
+            &serde_json::json!({"rows": 1}),
+            LEASE,
+        )
+        .await;
+    assert!(
+        outcome.is_err(),
+        "the follow-up's insert must fail: {outcome:?}"
+    );
+    let after = store.get(job.id).await.unwrap().unwrap();
+    assert_eq!((after.state, after.result), (JobState::Running, None));
+    assert_eq!(
+        after.event_seq, running.event_seq,
+        "no event of the change remains"
+    );
+    let events = store.events_since(job.id, 0).await.unwrap();
+    assert!(
+        events.iter().all(|e| e.kind != EventKind::Done),
+        "no `done` for a change that rolled back"
+    );
+    assert!(follow_ups(&store, "t").await.is_empty());
 }

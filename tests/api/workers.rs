@@ -110,7 +110,6 @@ async fn a_worker_killed_mid_export_is_replaced_and_exactly_one_file_remains() {
         state: JobState::Queued,
         idempotency: None,
         progress: Progress::default(),
-        callback_url: None,
     };
     let Inserted::Created(job) = store.insert(new).await.unwrap() else {
         panic!("not created")
