@@ -5,7 +5,7 @@
 
 use crate::exports::parse_sse;
 use crate::process::Served;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
