@@ -1,6 +1,7 @@
 //! The API's one error type: every failure a client can see, one status table, one
 //! `application/problem+json` body (RFC 9457). Internal causes are logged once, never sent.
 
+use crate::auth::AuthError;
 use crate::domain::{FieldError, Invalid};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -168,6 +169,12 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        Self::Unauthorized(error.to_string())
     }
 }
 

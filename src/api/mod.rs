@@ -1,6 +1,7 @@
 //! The HTTP API: this module only merges the resources' routers and adds the layers.
 
 pub mod callbacks;
+mod caller;
 mod cors;
 pub mod discovery;
 pub mod error;

@@ -8,7 +8,7 @@
 //! required and checked when configured. Refusals say why, never what the token contained.
 
 use super::Caller;
-use crate::api::error::ApiError;
+use super::AuthError;
 use crate::config::JwtSettings;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};
@@ -84,7 +84,7 @@ impl JwtVerifier {
     }
 
     /// The caller a token stands for, or why it is refused.
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| refused("the bearer token is not a well-formed JWT"))?;
         let mut outcome = Err(refused(
@@ -106,7 +106,7 @@ impl JwtVerifier {
         outcome
     }
 
-    fn caller(&self, claims: &Map<String, Value>) -> Result<Caller, ApiError> {
+    fn caller(&self, claims: &Map<String, Value>) -> Result<Caller, AuthError> {
         Ok(Caller {
             tenant: text_claim(claims, &self.claims.tenant)?,
             subject: text_claim(claims, &self.claims.subject)?,
@@ -154,7 +154,7 @@ fn validation(algorithm: Algorithm, settings: &JwtSettings) -> Validation {
 }
 
 /// Why `jsonwebtoken` refused a token, in words that quote nothing from it.
-fn reason(error: &jsonwebtoken::errors::Error) -> ApiError {
+fn reason(error: &jsonwebtoken::errors::Error) -> AuthError {
     let why = match error.kind() {
         ErrorKind::ExpiredSignature => "the token has expired",
         ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
@@ -170,7 +170,7 @@ fn reason(error: &jsonwebtoken::errors::Error) -> ApiError {
     refused(why)
 }
 
-fn text_claim(claims: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+fn text_claim(claims: &Map<String, Value>, name: &str) -> Result<String, AuthError> {
     match claims.get(name) {
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
         _ => Err(refused(format!(
@@ -180,7 +180,7 @@ fn text_claim(claims: &Map<String, Value>, name: &str) -> Result<String, ApiErro
 }
 
 /// Scopes from a space-separated string or an array of strings; none when the claim is absent.
-fn scopes(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiError> {
+fn scopes(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, AuthError> {
     let not_scopes = || {
         refused(format!(
             "the token's `{name}` claim must be a space-separated string or an array of strings"
@@ -197,8 +197,8 @@ fn scopes(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiErr
     }
 }
 
-fn refused(why: impl Into<String>) -> ApiError {
-    ApiError::Unauthorized(why.into())
+fn refused(why: impl Into<String>) -> AuthError {
+    AuthError::Refused(why.into())
 }
 
 #[cfg(test)]

@@ -5,10 +5,8 @@
 
 pub mod jwt;
 
-use crate::api::error::ApiError;
 use crate::config::{AuthMode, AuthSettings, ConnectionSettings};
 use crate::domain::Job;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use jwt::{JwtVerifier, KeyError};
 use sha2::{Digest, Sha256};
@@ -42,6 +40,17 @@ impl Caller {
     }
 }
 
+/// Why a request has no [`Caller`]; the API answers it with `401`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No bearer token was sent.
+    #[error("send Authorization: Bearer <token>")]
+    Missing,
+    /// The token was refused, and why (in words that quote nothing from it).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Turns request headers into a [`Caller`].
 #[derive(Debug, Clone)]
 pub struct Authenticator {
@@ -70,7 +79,7 @@ impl Authenticator {
     }
 
     /// The caller of a request with these headers.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         match &self.scheme {
             Scheme::None => Ok(Caller {
                 tenant: "default".into(),
@@ -98,22 +107,22 @@ fn api_keys(settings: &AuthSettings) -> Vec<([u8; 32], Caller)> {
         .collect()
 }
 
-fn api_key(keys: &[([u8; 32], Caller)], token: &str) -> Result<Caller, ApiError> {
+fn api_key(keys: &[([u8; 32], Caller)], token: &str) -> Result<Caller, AuthError> {
     let wanted = digest(token);
     keys.iter()
         .find(|(key, _)| key == &wanted)
         .map(|(_, caller)| caller.clone())
-        .ok_or_else(|| ApiError::Unauthorized("the bearer token is not valid".into()))
+        .ok_or_else(|| AuthError::Refused("the bearer token is not valid".into()))
 }
 
 fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     bearer(headers)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))
+        .ok_or(AuthError::Missing)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -122,19 +131,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
-}
-
-impl<S> axum::extract::FromRequestParts<S> for Caller
-where
-    S: Send + Sync,
-    Authenticator: axum::extract::FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = <Authenticator as axum::extract::FromRef<S>>::from_ref(state);
-        auth.authenticate(&parts.headers)
-    }
 }
 
 #[cfg(test)]
@@ -152,7 +148,7 @@ mod tests {
         let auth = Authenticator::new(&settings).expect("an authenticator");
         let result = auth.authenticate(&HeaderMap::new());
         assert!(
-            matches!(result, Err(ApiError::Unauthorized(_))),
+            matches!(result, Err(AuthError::Missing)),
             "{result:?}"
         );
     }

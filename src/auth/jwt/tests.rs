@@ -50,9 +50,9 @@ fn hs256(claims: &Value) -> String {
     )
 }
 
-fn refusal(result: Result<Caller, ApiError>) -> String {
+fn refusal(result: Result<Caller, AuthError>) -> String {
     match result {
-        Err(ApiError::Unauthorized(why)) => why,
+        Err(AuthError::Refused(why)) => why,
         other => panic!("expected a 401 refusal, got {other:?}"),
     }
 }
