@@ -7,8 +7,8 @@
 //! algorithm `jsonwebtoken` knows. `exp` is required; `nbf` is honoured; `iss` and `aud` are
 //! required and checked when configured. Refusals say why, never what the token contained.
 
-use super::Caller;
 use super::AuthError;
+use super::Caller;
 use crate::config::JwtSettings;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};

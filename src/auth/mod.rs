@@ -147,10 +147,7 @@ mod tests {
         settings.jwt.hs256_secret = Some(Secret::new("x".repeat(32)));
         let auth = Authenticator::new(&settings).expect("an authenticator");
         let result = auth.authenticate(&HeaderMap::new());
-        assert!(
-            matches!(result, Err(AuthError::Missing)),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(AuthError::Missing)), "{result:?}");
     }
 
     #[test]

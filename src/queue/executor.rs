@@ -11,7 +11,6 @@ use crate::metrics::AttemptOutcome;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -195,7 +194,7 @@ pub async fn fail(
 ) -> Result<AttemptOutcome, super::store::StoreError> {
     let retry_at = (error.transient && job.attempt < job.max_attempts).then(|| {
         let delay = settings.retry.next_delay(job.attempt);
-        OffsetDateTime::now_utc() + delay
+        store.clock().now() + delay
     });
     tracing::warn!(code = %error.code, detail = %error.message, retry = retry_at.is_some(), "job attempt failed");
     if store.fail(job.id, holder, error, retry_at).await?.is_none() {

@@ -2,7 +2,7 @@
 //! causes, in one transaction; a guard that no longer holds (the job moved on, the lease went to
 //! another worker) makes the transition a no-op that returns `None`.
 
-use super::store::{Backend, Store, StoreError, decode, notification_kinds, now_ms, to_ms};
+use super::store::{Backend, Store, StoreError, decode, notification_kinds, to_ms};
 use crate::domain::{EventKind, Job, JobError, JobId, JobState, Progress};
 use serde_json::Value;
 use sqlx::any::AnyArguments;
@@ -81,7 +81,7 @@ impl Store {
         let result = sqlx::query("UPDATE ferry_jobs SET state = 'failed', error = $2, finished_at = $3, lease_owner = NULL WHERE id = $1")
             .bind(&id)
             .bind(serde_json::to_string(&reason).unwrap_or_default())
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(&self.pool)
             .await;
         tracing::error!(job.id = %id, error = %error, quarantined = result.is_ok(), "a job row cannot be read; it was failed");
@@ -114,7 +114,7 @@ impl Store {
                 ORDER BY run_at, id LIMIT 1 {lock})
              RETURNING *"
         );
-        let now = now_ms();
+        let now = self.now_ms();
         let query = sqlx::query(AssertSqlSafe(sql))
             .bind(worker.to_owned())
             .bind(now + ms(lease))
@@ -141,7 +141,7 @@ impl Store {
         )
         .bind(id.to_string())
         .bind(worker.to_owned())
-        .bind(now_ms() + ms(lease))
+        .bind(self.now_ms() + ms(lease))
         .bind(progress.map(|p| serde_json::to_string(p).unwrap_or_default()))
         .bind(i64::from(progress.is_some()))
         .fetch_optional(&mut *tx)
@@ -186,7 +186,7 @@ impl Store {
         result: &Value,
         retention: Duration,
     ) -> Result<Option<Job>, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let query = sqlx::query(
             "UPDATE ferry_jobs SET state = 'succeeded', result = $3, progress = $4, error = NULL,
                 finished_at = $5, expires_at = $6, lease_owner = NULL, lease_expires_at = NULL,
@@ -225,7 +225,7 @@ impl Store {
              WHERE id = $1 AND state = 'running' AND {guard}
              RETURNING *"
         );
-        let now = now_ms();
+        let now = self.now_ms();
         let query = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string());
         let query = match holder {
             Holder::Worker(worker) => query.bind(worker.clone()),
@@ -253,7 +253,7 @@ impl Store {
         )
         .bind(id.to_string())
         .bind(worker.to_owned())
-        .bind(now_ms());
+        .bind(self.now_ms());
         self.apply(query).await
     }
 
@@ -267,7 +267,7 @@ impl Store {
         )
         .bind(id.to_string())
         .bind(worker.to_owned())
-        .bind(now_ms());
+        .bind(self.now_ms());
         self.apply(query).await
     }
 
@@ -280,7 +280,7 @@ impl Store {
              RETURNING *",
         )
         .bind(id.to_string())
-        .bind(now_ms());
+        .bind(self.now_ms());
         if let Some(job) = self.apply(waiting).await? {
             return Ok(CancelOutcome::Cancelled(job));
         }
@@ -308,7 +308,7 @@ impl Store {
              RETURNING *",
         )
         .bind(id.to_string())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(serde_json::to_string(progress).unwrap_or_default());
         self.apply(query).await
     }
@@ -323,7 +323,7 @@ impl Store {
              RETURNING *",
         )
         .bind(id.to_string())
-        .bind(now_ms());
+        .bind(self.now_ms());
         self.apply(query).await
     }
 
@@ -333,7 +333,7 @@ impl Store {
             "SELECT id, attempt, max_attempts FROM ferry_jobs
              WHERE state = 'running' AND lease_expires_at < $1 LIMIT 100",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -353,7 +353,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT * FROM ferry_jobs WHERE state = 'succeeded' AND expires_at < $1 LIMIT $2",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -9,7 +9,6 @@ use super::store::{Store, StoreError};
 use crate::domain::{Job, JobError};
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 /// Deletes what a finished job left in storage; implemented by the job kinds.
@@ -92,9 +91,7 @@ pub async fn sweep_expired(
             }
         }
     }
-    let purged = store
-        .purge(OffsetDateTime::now_utc() - record_retention)
-        .await?;
+    let purged = store.purge(store.clock().now() - record_retention).await?;
     if purged > 0 {
         tracing::info!(purged, "deleted old job records");
     }

@@ -3,6 +3,7 @@
 //! or HTTP: the jobs a final state asks for come from a [`FollowUps`] hook, as the deletion of
 //! expired files comes from the sweeper's `Expire` hook.
 
+pub mod clock;
 pub mod executor;
 pub mod follow_up;
 pub mod handler;
@@ -14,6 +15,7 @@ pub mod retry;
 pub mod signal;
 pub mod store;
 
+pub use clock::Clock;
 pub use follow_up::{FollowUp, FollowUps, NoFollowUps};
 pub use handler::{Handler, JobContext, JobFailure};
 pub use lifecycle::{CancelOutcome, Holder};

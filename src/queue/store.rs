@@ -6,6 +6,7 @@
 //! so an event stream replays exactly what happened; a final state also inserts the jobs its
 //! [`FollowUps`] hook asks for in that transaction.
 
+use super::clock::Clock;
 use super::follow_up::{FollowUp, FollowUps, Hook};
 use super::signal::{Signal, Signals};
 use crate::domain::{EventKind, Job, JobError, JobId, JobKind, JobState, Progress};
@@ -53,6 +54,7 @@ pub struct Store {
     pub(super) backend: Backend,
     pub(super) signals: Signals,
     follow_ups: Hook,
+    clock: Clock,
 }
 
 /// A job to create.
@@ -107,11 +109,6 @@ pub struct StoredEvent {
     pub job: Job,
 }
 
-/// Milliseconds since the epoch, now.
-pub(super) fn now_ms() -> i64 {
-    to_ms(OffsetDateTime::now_utc())
-}
-
 pub(super) fn to_ms(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -143,6 +140,7 @@ impl Store {
             backend,
             signals,
             follow_ups: Hook::default(),
+            clock: Clock::default(),
         })
     }
 
@@ -153,6 +151,21 @@ impl Store {
             follow_ups: Hook(hook),
             ..self
         }
+    }
+
+    /// The same store, keeping time by `clock` (tests advance it instead of sleeping).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The store's clock: leases, retries, run times and retention are judged by it.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Milliseconds since the epoch, now, by the store's clock.
+    pub(super) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Applies the migrations only.
@@ -213,7 +226,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
         let created_at: i64 = row.try_get("created_at")?;
-        if created_at < now_ms() - IDEMPOTENCY_WINDOW_MS {
+        if created_at < self.now_ms() - IDEMPOTENCY_WINDOW_MS {
             // The key has lapsed: free it for the new job.
             sqlx::query("UPDATE ferry_jobs SET idempotency_key = NULL WHERE id = $1")
                 .bind(&id)
@@ -230,7 +243,7 @@ impl Store {
     }
 
     async fn insert_row(&self, new: &NewJob) -> Result<Job, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let (key, hash) = new.idempotency.clone().unzip();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
@@ -282,7 +295,7 @@ impl Store {
     /// each kind has waited: one grouped read of the jobs table, for the metrics. Names this
     /// build does not know (rows of a newer version) are left out.
     pub async fn job_counts(&self) -> Result<crate::metrics::JobCounts, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let rows = sqlx::query(
             "SELECT kind, state, count(*) AS jobs,
                     min(CASE WHEN state = 'queued' AND run_at <= $1 THEN run_at END) AS oldest_due
@@ -429,7 +442,7 @@ impl Store {
         after: &Job,
         follow_up: &FollowUp,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         sqlx::query(
             "INSERT INTO ferry_jobs (id, kind, tenant, owner, name, state, spec, max_attempts,
                 timeout_ms, run_at, event_seq, created_at)
@@ -474,7 +487,7 @@ impl Store {
         .bind(seq as i64)
         .bind(kind.as_str())
         .bind(json_text(job))
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&mut *tx)
         .await?;
         if self.backend == Backend::Postgres {

@@ -266,7 +266,26 @@ async fn a_busy_tenant_does_not_hold_up_another_tenants_job() {
         .await;
         assert_eq!(response.status(), 202);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The busy tenant holds its two running slots before the quiet one asks.
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(20),
+        "two of the busy tenant's jobs running",
+        || async {
+            let list: Value = call(
+                &app,
+                "busy",
+                reqwest::Method::GET,
+                "/v1/exports?state=running",
+                None,
+            )
+            .await
+            .json()
+            .await
+            .ok()?;
+            (list["items"].as_array()?.len() == 2).then_some(())
+        },
+    )
+    .await;
     let quiet: Value = call(
         &app,
         "quiet",

@@ -58,6 +58,31 @@ where
     }
 }
 
+/// Waits until the first `kind` job (a follow-up such as a webhook delivery) of the metadata
+/// database at `url` is final, and returns it: an event to wait on instead of a sleep.
+pub async fn final_follow_up(url: &str, kind: ferry::domain::JobKind) -> ferry::domain::Job {
+    let store = ferry::queue::Store::connect(url, ferry::queue::Signals::default())
+        .await
+        .expect("open the metadata database");
+    let query = ferry::queue::ListQuery {
+        tenant: "default".into(),
+        kind,
+        visible_to: None,
+        state: None,
+        limit: 10,
+        before: None,
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the follow-up job to end",
+        || async {
+            let jobs = store.list(&query).await.ok()?;
+            jobs.into_iter().find(|j| j.state.is_final())
+        },
+    )
+    .await
+}
+
 /// How the app under test stores its metadata and files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {

@@ -80,7 +80,13 @@ async fn every_json_log_line_of_a_job_carries_its_id_and_tenant() {
     )
     .await;
     // The delivery job records its success just after the receiver answers.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let metadata = format!(
+        "sqlite://{}?mode=rwc",
+        served.dir.join("ferry.db").display()
+    );
+    let delivery =
+        crate::helpers::final_follow_up(&metadata, ferry::domain::JobKind::Webhook).await;
+    assert_eq!(delivery.state, ferry::domain::JobState::Succeeded);
     let log = served.stop();
 
     let ids: BTreeMap<String, &str> = [(&export, "export"), (&import, "import")]

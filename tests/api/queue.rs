@@ -96,7 +96,7 @@ async fn a_lapsed_lease_is_rescued_and_the_old_worker_loses_the_job(store: Store
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.clock().advance(Duration::from_millis(20));
     let lapsed = store.lapsed().await.unwrap();
     assert_eq!(lapsed.len(), 1);
     let rescued = store
@@ -161,7 +161,7 @@ async fn a_transient_failure_requeues_until_attempts_are_used_up(store: Store) {
         .await
         .unwrap();
     assert!(failed_now.is_none(), "only a running job can fail");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    store.clock().advance(Duration::from_millis(350));
     assert_eq!(
         store.claim("w", LEASE, 10).await.unwrap().unwrap().attempt,
         2
@@ -315,7 +315,7 @@ async fn succeeded_jobs_expire_and_old_records_are_purged(store: Store) {
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.clock().advance(Duration::from_millis(5));
     let expiring = store.expiring(10).await.unwrap();
     assert_eq!(expiring.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
     let expired = store.mark_expired(job.id).await.unwrap().unwrap();
@@ -444,7 +444,7 @@ async fn job_counts_group_by_kind_and_state_and_age_only_due_queued_jobs(store: 
     upload.kind = JobKind::Import;
     upload.state = JobState::AwaitingUpload;
     created(&store, upload).await;
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    store.clock().advance(Duration::from_millis(60));
     let counts = store.job_counts().await.unwrap();
     let mut by_state = counts.by_state.clone();
     by_state.sort_by_key(|(kind, state, _)| (kind.as_str(), state.as_str()));

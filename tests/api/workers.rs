@@ -216,9 +216,13 @@ async fn a_new_job_starts_at_once_on_a_wake_up_not_a_poll() {
         let (mut settings, data_url, prefix) = test_settings(shape).await;
         settings.workers.poll_interval = Duration::from_secs(60);
         let app = crate::helpers::spawn_with(settings, data_url, prefix).await;
-        // Let the workers go idle, waiting on their (60 s) poll.
-        tokio::time::sleep(Duration::from_millis(500)).await;
         let body = serde_json::json!({"source": {"type": "generate", "rows": 10, "columns": [{"name": "a", "kind": "int"}]}});
+        // A first job, run to its end, leaves every worker idle on its (60 s) poll.
+        let first = app.create_export(body.clone()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.wait_final(&first).await;
         let id = app.create_export(body).await["id"]
             .as_str()
             .unwrap()
