@@ -10,6 +10,7 @@ mod exports;
 mod faults;
 mod helpers;
 mod imports;
+mod loaders;
 mod logs;
 mod metrics;
 mod newcomer;
