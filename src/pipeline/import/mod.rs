@@ -125,7 +125,7 @@ pub async fn run(
             inserted,
             rejected: run.rejects.count(),
         }),
-        // The reader's own failure explains a loader that saw the channel close.
+        // The reader's own failure explains a loader that was sent it.
         (_, Err(error @ LoadError::Producer { .. })) | (Err(error), _) => Err(error),
         (Ok(_), Err(error)) => Err(error),
     }

@@ -8,7 +8,7 @@ use crate::domain::Progress;
 use crate::domain::import::Compression;
 use crate::pipeline::loaders::schema::TableSchema;
 use crate::pipeline::loaders::{
-    Batch, BatchRow, EncoderFactory, LoadError, LoadSender, RowEncoder,
+    Batch, BatchRow, EncoderFactory, LoadError, LoadSender, RowEncoder, push_fields,
 };
 use crate::pipeline::records::{
     Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, looks_like_text,
@@ -63,8 +63,8 @@ pub struct Target<'a> {
     pub encoder: EncoderFactory,
 }
 
-/// Reads everything; returns the rows passed on. On failure the error is also sent to the
-/// loader, so that it rolls back.
+/// Reads everything; returns the rows passed on. The end of the file, or the error, is sent to
+/// the loader last.
 pub fn read(
     input: impl Read + 'static,
     settings: &ReadSettings,
@@ -75,9 +75,12 @@ pub fn read(
     let batches = outputs.batches.clone();
     let mut state = State::new(settings, target, outputs);
     let result = state.run(input, stop);
-    if let Err(error @ LoadError::Producer { .. }) = &result {
-        let _ = batches.blocking_send(Err(error.duplicate()));
-    }
+    // The loader commits only on an explicit end of the file; anything else rolls it back.
+    let last = match &result {
+        Ok(()) => Ok(None),
+        Err(error) => Err(error.duplicate()),
+    };
+    let _ = batches.blocking_send(last);
     if result.is_ok() {
         tracing::info!(
             rows = state.passed,
@@ -327,8 +330,12 @@ impl<'a> State<'a> {
                 errors,
             });
         }
-        let end = self.batch.data.len();
-        self.batch.rows.push(BatchRow { line, end, fields });
+        push_fields(&mut self.batch.raw, &fields);
+        self.batch.rows.push(BatchRow {
+            line,
+            end: self.batch.data.len(),
+            raw_end: self.batch.raw.len(),
+        });
         self.passed += 1;
         if self.batch.data.len() >= BATCH_BYTES || self.batch.rows.len() >= BATCH_ROWS {
             self.flush_batch()?;
@@ -353,7 +360,7 @@ impl<'a> State<'a> {
         // The loader hung up: it failed or stopped and reports why itself.
         self.outputs
             .batches
-            .blocking_send(Ok(batch))
+            .blocking_send(Ok(Some(batch)))
             .map_err(|_| LoadError::Stopped)
     }
 
@@ -381,7 +388,8 @@ impl<'a> State<'a> {
 fn new_batch() -> Batch {
     Batch {
         data: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
-        rows: Vec::with_capacity(256),
+        raw: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
+        rows: Vec::with_capacity(1024),
     }
 }
 

@@ -75,34 +75,91 @@ pub trait RowEncoder: Send {
 pub type EncoderFactory = fn(&[ColumnType]) -> Box<dyn RowEncoder>;
 
 /// One row of a batch: where it came from, for the rejects report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchRow {
     /// The row's line in the file.
     pub line: u64,
     /// Where the row's encoding ends in [`Batch::data`]; it starts where the previous ends.
     pub end: usize,
-    /// The file's own fields, reported as they were should the database refuse the row.
-    pub fields: Fields,
+    /// Where the row's fields end in [`Batch::raw`]; they start where the previous end.
+    pub raw_end: usize,
 }
 
-/// Validated rows, encoded by the loader's own [`RowEncoder`].
+/// Validated rows, encoded by the loader's own [`RowEncoder`], with the file's own fields of
+/// each row (reported as they were should the database refuse the row). Both are kept in one
+/// buffer each, so a batch is a handful of allocations whatever its number of rows.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// The rows' encodings, back to back.
     pub data: Vec<u8>,
+    /// The rows' fields, back to back, as [`push_fields`] writes them.
+    pub raw: Vec<u8>,
     pub rows: Vec<BatchRow>,
 }
 
+/// One row of a batch, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub line: u64,
+    /// The row's encoding.
+    pub data: &'a [u8],
+    /// The row's fields, as [`push_fields`] wrote them.
+    pub raw: &'a [u8],
+}
+
+impl RowRef<'_> {
+    /// The file's own fields of the row.
+    pub fn fields(&self) -> Fields {
+        fields(self.raw)
+    }
+}
+
 impl Batch {
-    /// Each row with its encoding.
-    pub fn iter(&self) -> impl Iterator<Item = (&BatchRow, &[u8])> {
-        let mut start = 0;
+    /// Each row with its encoding and fields.
+    pub fn iter(&self) -> impl Iterator<Item = RowRef<'_>> {
+        let (mut start, mut raw_start) = (0, 0);
         self.rows.iter().map(move |row| {
-            let bytes = self.data.get(start..row.end).unwrap_or_default();
-            start = row.end;
-            (row, bytes)
+            let item = RowRef {
+                line: row.line,
+                data: self.data.get(start..row.end).unwrap_or_default(),
+                raw: self.raw.get(raw_start..row.raw_end).unwrap_or_default(),
+            };
+            (start, raw_start) = (row.end, row.raw_end);
+            item
         })
     }
+}
+
+/// Appends a record's fields to `raw`: their count, each length (`u32`, little-endian), then
+/// their bytes.
+pub fn push_fields(raw: &mut Vec<u8>, fields: &Fields) {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    raw.extend_from_slice(&len(fields.len()));
+    for field in fields.iter() {
+        raw.extend_from_slice(&len(field.len()));
+    }
+    for field in fields.iter() {
+        raw.extend_from_slice(field);
+    }
+}
+
+/// The fields [`push_fields`] wrote (as many as can be read back).
+pub fn fields(raw: &[u8]) -> Fields {
+    let word = |at: usize| {
+        raw.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+    };
+    let count = word(0);
+    let mut start = 4 + 4 * count;
+    (0..count)
+        .map(|i| {
+            let end = start + word(4 + 4 * i);
+            let field = raw.get(start..end).unwrap_or_default();
+            start = end;
+            field
+        })
+        .collect()
 }
 
 /// What to load where.
@@ -170,10 +227,14 @@ impl From<std::io::Error> for LoadError {
     }
 }
 
+/// What the reader sends the loader: a batch, the end of the file (`Ok(None)`), or why it
+/// stopped. A channel that closes without either is a reader that did not finish: the loader
+/// rolls back, it never takes a closed channel for the end of the file.
+pub type LoadMessage = Result<Option<Batch>, LoadError>;
 /// The sending end of the validator → loader channel.
-pub type LoadSender = mpsc::Sender<Result<Batch, LoadError>>;
+pub type LoadSender = mpsc::Sender<LoadMessage>;
 /// The receiving end of the validator → loader channel.
-pub type LoadReceiver = mpsc::Receiver<Result<Batch, LoadError>>;
+pub type LoadReceiver = mpsc::Receiver<LoadMessage>;
 
 /// A channel of the standard size.
 pub fn channel() -> (LoadSender, LoadReceiver) {
@@ -234,13 +295,19 @@ pub fn quoted_list(names: &[String]) -> String {
         .join(", ")
 }
 
-/// Waits for the next batch unless `stop` fires first.
+/// Waits for the next batch (`None` at the end of the file) unless `stop` fires first.
 async fn next_batch(
     batches: &mut LoadReceiver,
     stop: &CancellationToken,
 ) -> Result<Option<Batch>, LoadError> {
-    tokio::select! {
-        next = batches.recv() => next.transpose(),
-        () = stop.cancelled() => Err(LoadError::Stopped),
+    let next = tokio::select! {
+        next = batches.recv() => next,
+        () = stop.cancelled() => return Err(LoadError::Stopped),
+    };
+    match next {
+        Some(message) => message,
+        None => Err(LoadError::Internal(
+            "the reader ended without finishing the file".into(),
+        )),
     }
 }

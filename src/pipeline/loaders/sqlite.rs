@@ -103,9 +103,9 @@ async fn insert_batch(
 ) -> Result<u64, LoadError> {
     let mut loaded = 0;
     let mut refused = Vec::new();
-    for (row, bytes) in batch.iter() {
+    for row in batch.iter() {
         let mut query = sqlx::query(AssertSqlSafe(insert.to_owned()));
-        for value in decode(bytes)? {
+        for value in decode(row.data)? {
             query = query.bind(value);
         }
         match query.execute(&mut *conn).await {
@@ -113,7 +113,7 @@ async fn insert_batch(
             Err(sqlx::Error::Database(e)) if is_constraint(e.code().as_deref()) => {
                 refused.push(Rejected {
                     line: row.line,
-                    fields: row.fields.clone(),
+                    fields: row.fields(),
                     raw: None,
                     errors: refusal(e.message()),
                 });

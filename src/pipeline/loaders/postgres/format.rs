@@ -47,11 +47,11 @@ impl Format {
     /// A batch again, each row with its line number as a first column.
     pub fn with_lines(self, batch: &Batch) -> Vec<u8> {
         let mut out = Vec::with_capacity(batch.data.len() + 16 * batch.rows.len());
-        for (row, bytes) in batch.iter() {
+        for row in batch.iter() {
             let line = i64::try_from(row.line).unwrap_or(i64::MAX);
             match self {
-                Self::Binary => binary::with_leading_int8(bytes, line, &mut out),
-                Self::Text => text::with_leading_int8(bytes, line, &mut out),
+                Self::Binary => binary::with_leading_int8(row.data, line, &mut out),
+                Self::Text => text::with_leading_int8(row.data, line, &mut out),
             }
         }
         out

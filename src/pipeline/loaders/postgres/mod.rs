@@ -44,7 +44,6 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use format::Format;
 use tokio_util::sync::CancellationToken;
-use violations::Constraint;
 
 /// The smallest chunk of an `append`, in bytes of encoded rows.
 pub const MIN_CHUNK_BYTES: usize = 8 * 1024 * 1024;
@@ -97,6 +96,7 @@ impl Loader for PgLoader {
             format: Format::of(&plan.types),
             spill: Spill::create().await?,
             rejects,
+            ended: false,
             scratch: None,
         };
         let loaded = match plan.mode {
@@ -144,11 +144,27 @@ struct Load<'a> {
     format: Format,
     spill: Spill,
     rejects: &'a Rejects,
+    /// Whether the reader sent the end of the file.
+    ended: bool,
     /// The temporary tables and the constraints, once a chunk needed them.
-    scratch: Option<Vec<Constraint>>,
+    scratch: Option<settle::Scratch>,
 }
 
 impl Load<'_> {
+    /// The next batch; `None` at the end of the file, and after it.
+    async fn next(
+        &mut self,
+        batches: &mut LoadReceiver,
+        stop: &CancellationToken,
+    ) -> Result<Option<Batch>, LoadError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let next = next_batch(batches, stop).await?;
+        self.ended = next.is_none();
+        Ok(next)
+    }
+
     async fn append(
         &mut self,
         conn: &mut PgConnection,
@@ -157,7 +173,7 @@ impl Load<'_> {
     ) -> Result<u64, LoadError> {
         let (mut loaded, mut bytes, mut savepoints, mut dirty) = (0u64, 0usize, 0u32, false);
         let table = self.plan.table.qualified();
-        while let Some(first) = next_batch(batches, stop).await? {
+        while let Some(first) = self.next(batches, stop).await? {
             let limit = chunk_limit(bytes, savepoints);
             self.spill.clear().await?;
             let copied = if dirty {
@@ -210,7 +226,7 @@ impl Load<'_> {
             .await?;
         copy.send(self.format.header()).await?;
         loop {
-            let batch = match next_batch(batches, stop).await {
+            let batch = match self.next(batches, stop).await {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
                 Err(error) => {
@@ -255,7 +271,7 @@ impl Load<'_> {
             if size >= limit {
                 break;
             }
-            next = match next_batch(batches, stop).await {
+            next = match self.next(batches, stop).await {
                 Ok(next) => next,
                 Err(error) => {
                     let _ = copy.abort("the import stopped").await;
@@ -289,7 +305,7 @@ impl Load<'_> {
             if size >= limit {
                 break;
             }
-            next = next_batch(batches, stop).await?;
+            next = self.next(batches, stop).await?;
         }
         Ok(size)
     }

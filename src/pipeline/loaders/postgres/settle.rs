@@ -3,51 +3,69 @@
 //! others go into the table in one statement (in file order; merged for `upsert`), and the bad
 //! ones, read back from the spill with the file's own fields, go to the rejects.
 
-use super::{Load, MIN_CHUNK_BYTES, execute, probe, violations};
+use super::{Load, execute, probe, violations};
 use crate::domain::import::Mode;
 use crate::pipeline::loaders::LoadError;
 use crate::pipeline::loaders::schema::quote_ident;
 use crate::pipeline::rejects::Rejected;
 use sqlx::{AssertSqlSafe, PgConnection};
 use std::collections::HashMap;
-use violations::Scope;
+use violations::{Constraint, Scope};
 
 /// Rejects handed on at once.
 const REJECTS_GROUP: usize = 256;
 
+/// What a load learns about the table once it first needs the temporary tables.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Scratch {
+    constraints: Vec<Constraint>,
+    /// The NOT NULL columns that may end up NULL (not identity, not generated).
+    not_null: Vec<String>,
+}
+
 impl Load<'_> {
-    /// Creates the temporary tables and reads the constraints, once per load.
+    /// Creates the temporary tables and reads the constraints, once per load. Identity
+    /// columns stay NOT NULL (they cannot drop it) and are left out of the NOT NULL checks:
+    /// they always get a value.
     pub(super) async fn scratch(&mut self, conn: &mut PgConnection) -> Result<(), LoadError> {
         if self.scratch.is_some() {
             return Ok(());
         }
         let table = self.plan.table.qualified();
+        let identity: Vec<String> = sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attidentity <> ''",
+        )
+        .bind(&table)
+        .fetch_all(&mut *conn)
+        .await?;
+        let not_null: Vec<String> = self
+            .plan
+            .table
+            .columns
+            .iter()
+            .filter(|c| !c.nullable && !c.generated && !identity.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
         let mut sql = format!(
-            "CREATE TEMP TABLE ferry_rows (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP;
+            "CREATE TEMP TABLE ferry_rows (LIKE {table} INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP;
              ALTER TABLE ferry_rows ADD COLUMN ferry_line bigint;
              CREATE TEMP TABLE ferry_bad (line bigint NOT NULL, reason text NOT NULL) ON COMMIT DROP;"
         );
-        for column in self.not_null() {
+        for column in &not_null {
             sql.push_str(&format!(
                 "ALTER TABLE ferry_rows ALTER COLUMN {} DROP NOT NULL;",
-                quote_ident(&column)
+                quote_ident(column)
             ));
         }
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut *conn)
             .await?;
-        self.scratch = Some(violations::catalogue(conn, &table).await?);
+        let constraints = violations::catalogue(conn, &table).await?;
+        self.scratch = Some(Scratch {
+            constraints,
+            not_null,
+        });
         Ok(())
-    }
-
-    fn not_null(&self) -> Vec<String> {
-        let table = &self.plan.table;
-        table
-            .columns
-            .iter()
-            .filter(|c| !c.nullable && !c.generated)
-            .map(|c| c.name.clone())
-            .collect()
     }
 
     /// Loads the spilled chunk into a fresh `ferry_rows`.
@@ -65,7 +83,7 @@ impl Load<'_> {
             ))
             .await?;
         copy.send(self.format.header()).await?;
-        let mut reader = self.spill.reader(MIN_CHUNK_BYTES / 16).await?;
+        let mut reader = self.spill.reader().await?;
         while let Some(batch) = reader.next().await? {
             copy.send(self.format.with_lines(&batch)).await?;
         }
@@ -82,12 +100,13 @@ impl Load<'_> {
         against_table: bool,
     ) -> Result<(u64, u64), LoadError> {
         execute(conn, "ANALYZE ferry_rows").await?;
+        let scratch = self.scratch.clone().unwrap_or_default();
         let scope = Scope {
             plan: self.plan,
-            not_null: self.not_null(),
+            not_null: scratch.not_null.clone(),
             against_table,
         };
-        let constraints = self.scratch.clone().unwrap_or_default();
+        let constraints = scratch.constraints;
         violations::find(conn, &scope, &constraints).await?;
         if self.plan.mode == Mode::Replace {
             execute(conn, &format!("TRUNCATE {}", self.plan.table.qualified())).await?;
@@ -110,14 +129,14 @@ impl Load<'_> {
 
     /// Sends the spilled rows whose lines are in `bad` to the rejects.
     async fn reject(&mut self, bad: &HashMap<u64, String>) -> Result<(), LoadError> {
-        let mut reader = self.spill.reader(MIN_CHUNK_BYTES / 16).await?;
+        let mut reader = self.spill.reader().await?;
         let mut group = Vec::new();
         while let Some(batch) = reader.next().await? {
-            for row in batch.rows {
+            for row in batch.iter() {
                 if let Some(reason) = bad.get(&row.line) {
                     group.push(Rejected {
                         line: row.line,
-                        fields: row.fields,
+                        fields: row.fields(),
                         raw: None,
                         errors: reason.clone(),
                     });

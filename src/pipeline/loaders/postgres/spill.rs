@@ -3,11 +3,11 @@
 //! with the file's own fields — without holding a chunk, which may be hundreds of megabytes, in
 //! memory. The file lives in the system's temporary directory and is removed when dropped.
 //!
-//! Each row is written as its line (`u64`), its encoding (`u32` length + bytes) and its fields
-//! (`u32` count, then per field a `u32` length + bytes), little-endian.
+//! Batches are written as they came: a head (`u64` row count, `u64` data length, `u64` raw
+//! length, little-endian), the rows (`u64` line, `u64` data end, `u64` raw end each), then the
+//! batch's data and raw buffers — a few writes per batch, none per row.
 
 use crate::pipeline::loaders::{Batch, BatchRow};
-use crate::pipeline::records::Fields;
 use std::io::SeekFrom;
 use std::path::PathBuf;
 use tokio::fs::File;
@@ -15,11 +15,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter}
 
 /// Bytes buffered in front of the file, each way.
 const BUFFER: usize = 256 * 1024;
+/// A batch head or row that says more than this is not one of ours.
+const MAX_BATCH_BYTES: u64 = 1 << 30;
 
 /// A chunk's rows on disk.
 pub struct Spill {
     path: PathBuf,
     file: BufWriter<File>,
+    batches: u64,
     /// Rows written since the last [`Spill::clear`].
     pub rows: u64,
 }
@@ -37,6 +40,7 @@ impl Spill {
         Ok(Self {
             path,
             file: BufWriter::with_capacity(BUFFER, file),
+            batches: 0,
             rows: 0,
         })
     }
@@ -47,38 +51,36 @@ impl Spill {
         let file = self.file.get_mut();
         file.set_len(0).await?;
         file.seek(SeekFrom::Start(0)).await?;
-        self.rows = 0;
+        (self.batches, self.rows) = (0, 0);
         Ok(())
     }
 
-    /// Appends a batch's rows.
+    /// Appends a batch.
     pub async fn write(&mut self, batch: &Batch) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(batch.data.len() * 2 + 64 * batch.rows.len());
-        for (row, bytes) in batch.iter() {
-            out.extend_from_slice(&row.line.to_le_bytes());
-            out.extend_from_slice(&len(bytes.len())?.to_le_bytes());
-            out.extend_from_slice(bytes);
-            out.extend_from_slice(&len(row.fields.len())?.to_le_bytes());
-            for field in row.fields.iter() {
-                out.extend_from_slice(&len(field.len())?.to_le_bytes());
-            }
-            for field in row.fields.iter() {
-                out.extend_from_slice(field);
+        let mut head = Vec::with_capacity(24 + 24 * batch.rows.len());
+        for n in [batch.rows.len(), batch.data.len(), batch.raw.len()] {
+            head.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        for row in &batch.rows {
+            for n in [row.line, row.end as u64, row.raw_end as u64] {
+                head.extend_from_slice(&n.to_le_bytes());
             }
         }
-        self.file.write_all(&out).await?;
+        self.file.write_all(&head).await?;
+        self.file.write_all(&batch.data).await?;
+        self.file.write_all(&batch.raw).await?;
+        self.batches += 1;
         self.rows += batch.rows.len() as u64;
         Ok(())
     }
 
-    /// Reads the rows back from the start, in batches of about `batch_bytes` of encodings.
-    pub async fn reader(&mut self, batch_bytes: usize) -> std::io::Result<SpillReader> {
+    /// Reads the batches back from the start.
+    pub async fn reader(&mut self) -> std::io::Result<SpillReader> {
         self.file.flush().await?;
         let file = File::open(&self.path).await?;
         Ok(SpillReader {
             file: BufReader::with_capacity(BUFFER, file),
-            left: self.rows,
-            batch_bytes,
+            left: self.batches,
         })
     }
 }
@@ -91,55 +93,43 @@ impl Drop for Spill {
     }
 }
 
-fn len(n: usize) -> std::io::Result<u32> {
-    u32::try_from(n).map_err(|_| std::io::Error::other("a row over 4 GiB"))
-}
-
-/// Reads a spill's rows back.
+/// Reads a spill's batches back.
 pub struct SpillReader {
     file: BufReader<File>,
     left: u64,
-    batch_bytes: usize,
 }
 
 impl SpillReader {
-    /// The next batch, or `None` after the last row.
+    /// The next batch, or `None` after the last.
     pub async fn next(&mut self) -> std::io::Result<Option<Batch>> {
         if self.left == 0 {
             return Ok(None);
         }
-        let mut batch = Batch::default();
-        while self.left > 0 && batch.data.len() < self.batch_bytes {
+        self.left -= 1;
+        let rows = self.size().await?;
+        let data = self.size().await?;
+        let raw = self.size().await?;
+        let mut batch = Batch {
+            data: vec![0; data],
+            raw: vec![0; raw],
+            rows: Vec::with_capacity(rows),
+        };
+        for _ in 0..rows {
             let line = self.file.read_u64_le().await?;
-            let size = self.file.read_u32_le().await? as usize;
-            let start = batch.data.len();
-            batch.data.resize(start + size, 0);
-            self.file
-                .read_exact(batch.data.get_mut(start..).unwrap_or_default())
-                .await?;
-            let count = self.file.read_u32_le().await? as usize;
-            let mut sizes = Vec::with_capacity(count);
-            for _ in 0..count {
-                sizes.push(self.file.read_u32_le().await? as usize);
-            }
-            let mut bytes = vec![0; sizes.iter().sum()];
-            self.file.read_exact(&mut bytes).await?;
-            let mut at = 0;
-            let fields: Fields = sizes
-                .iter()
-                .map(|n| {
-                    let field = bytes.get(at..at + n).unwrap_or_default();
-                    at += n;
-                    field
-                })
-                .collect();
-            batch.rows.push(BatchRow {
-                line,
-                end: batch.data.len(),
-                fields,
-            });
-            self.left -= 1;
+            let end = self.size().await?;
+            let raw_end = self.size().await?;
+            batch.rows.push(BatchRow { line, end, raw_end });
         }
+        self.file.read_exact(&mut batch.data).await?;
+        self.file.read_exact(&mut batch.raw).await?;
         Ok(Some(batch))
+    }
+
+    async fn size(&mut self) -> std::io::Result<usize> {
+        let n = self.file.read_u64_le().await?;
+        if n > MAX_BATCH_BYTES {
+            return Err(std::io::Error::other("a spill file that is not Ferry's"));
+        }
+        usize::try_from(n).map_err(std::io::Error::other)
     }
 }

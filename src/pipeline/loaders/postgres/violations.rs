@@ -14,7 +14,8 @@
 //! Row checks come first; keys are judged only among the rows that passed them, one constraint
 //! after the other, so a row whose earlier twin was rejected is judged on its own. In `upsert`
 //! the key is not a violation (the last row of a key wins) and a row that updates itself does
-//! not collide with itself. What no query here foresees — an exclusion constraint, a trigger, a
+//! not collide with itself. A key with a column the file does not fill (an identity, a serial)
+//! is not checked here: only the table gives it its value. What no query here foresees — an exclusion constraint, a trigger, a
 //! key another session inserted meanwhile — the loader finds by probing (`settle`).
 
 use crate::domain::import::Mode;
@@ -136,7 +137,12 @@ pub async fn find(
         }
     }
     for constraint in constraints {
-        if let Kind::Unique(columns) = &constraint.kind {
+        // A key with a column the file does not fill gets its value from the table's default
+        // (an identity, a sequence) only when inserted: the temporary table's values say
+        // nothing about it, so such a key is left to the database.
+        if let Kind::Unique(columns) = &constraint.kind
+            && columns.iter().all(|c| scope.plan.columns.contains(c))
+        {
             duplicates(conn, scope, &constraint.name, columns).await?;
         }
     }
