@@ -6,6 +6,10 @@
 # its whole run (/usr/bin/time -v) and count(*) against the file's rows; then the same for a
 # file of which 1% of rows are bad (Ferry only: psql's \copy stops at the first bad row), and
 # Ferry's peak RSS for a 1,000,000-row file, to show that memory does not grow with the file.
+# Then a table with a PRIMARY KEY, a FOREIGN KEY and a CHECK, loaded by Ferry clean and with 1% of
+# rows breaking one of the three (a key repeated from earlier in the file, a missing parent, a
+# failed CHECK), to compare the dirty load with the clean one.
+# Load times are the job's finished_at - started_at (milliseconds).
 # Usage: bench/import.sh [ROWS] [RUNS]     (defaults: 5000000 rows, 2 runs of each)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,13 +48,24 @@ log "generating $rows rows"
 make_file "$rows" "$work/good.csv"
 # 1% bad: every 100th data row gets a status that is not an integer.
 awk -F, 'BEGIN{OFS=","} NR>1 && NR%100==0 {$5="x"} {print}' "$work/good.csv" >"$work/bad.csv"
+# The constrained table's file: a unique id in front; every 300th row repeats an earlier id, every
+# 300th (offset 100) names a status with no parent row, every 300th (offset 200) a negative amount.
+awk -F, 'BEGIN{OFS=","} NR==1 {print "n," $0; next} {print NR-2, $0}' "$work/good.csv" >"$work/keyed.csv"
+awk -F, 'BEGIN{OFS=","} NR>1 && NR%300==0 {$1=NR-100} NR>1 && NR%300==100 {$6=42}
+  NR>1 && NR%300==200 {$7=-1} {print}' "$work/keyed.csv" >"$work/keyed-bad.csv"
 bytes=$(stat -c %s "$work/good.csv")
 mb=$(echo "$bytes / 1000000" | bc -l)
 
 psql -X -q "$admin" -c "CREATE DATABASE $db" 2>/dev/null || true
 psql -X -q "$base/$db" -c "DROP TABLE IF EXISTS bench_import;
   CREATE TABLE bench_import (id uuid, name text, email text, created_at timestamptz, status smallint,
-    amount double precision, active boolean, country text, payload jsonb, note text);"
+    amount double precision, active boolean, country text, payload jsonb, note text);
+  DROP TABLE IF EXISTS bench_orders; DROP TABLE IF EXISTS bench_statuses;
+  CREATE TABLE bench_statuses (id smallint PRIMARY KEY);
+  INSERT INTO bench_statuses SELECT generate_series(0, 9);
+  CREATE TABLE bench_orders (n bigint PRIMARY KEY, id uuid, name text, email text, created_at timestamptz,
+    status smallint REFERENCES bench_statuses (id), amount double precision CHECK (amount >= 0),
+    active boolean, country text, payload jsonb, note text);"
 
 start_ferry() { # NAME
   local port
@@ -67,14 +82,14 @@ start_ferry() { # NAME
 stop_ferry() { pkill -TERM -P "$pid" || true; wait "$pid" 2>/dev/null || true; pid=""; }
 rss() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2/1024}' "$work/$1/time.txt"; }
 now() { date +%s.%N; }
-truncate_table() { psql -X -q "$base/$db" -c "TRUNCATE bench_import"; }
+truncate_table() { psql -X -q "$base/$db" -c "TRUNCATE ${1:-bench_import}"; }
 
-ferry_import() { # FILE → "upload_s total_s load_s inserted rejected"
-  local start up id job state
-  truncate_table
+ferry_import() { # FILE [TABLE] → "upload_s total_s load_s inserted rejected"
+  local start up id job state table=${2:-bench_import}
+  truncate_table "$table"
   start=$(now)
   job=$(curl -sf -w '\n%{time_total}' "$url/v1/imports" \
-    -F 'spec={"target": {"table": "bench_import"}, "max_errors": 1000000};type=application/json' \
+    -F "spec={\"target\": {\"table\": \"$table\"}, \"max_errors\": 1000000};type=application/json" \
     -F "file=@$1;type=text/csv")
   up=$(echo "$job" | tail -1)
   id=$(echo "$job" | head -1 | jq -r .id)
@@ -86,7 +101,8 @@ ferry_import() { # FILE → "upload_s total_s load_s inserted rejected"
   done
   local total load
   total=$(echo "$(now) - $start" | bc)
-  load=$(echo "$job" | jq -r '(.finished_at|sub("\\.[0-9]+";"")|fromdate) - (.started_at|sub("\\.[0-9]+";"")|fromdate)')
+  load=$(echo "$job" | jq -r 'def t: (sub("\\.[0-9]+";"")|fromdate) + ((capture("\\.(?<f>[0-9]+)")|"0."+.f|tonumber)? // 0);
+    (.finished_at|t) - (.started_at|t)')
   echo "$up $total $load $(echo "$job" | jq -r '.result.rows_inserted') $(echo "$job" | jq -r '.result.rows_rejected')"
 }
 psql_import() {
@@ -108,6 +124,14 @@ for run in $(seq "$runs"); do
 done
 log "1% bad rows"
 bad=$(ferry_import "$work/bad.csv")
+declare -a kc kd
+for run in $(seq "$runs"); do
+  log "constrained table, run $run/$runs"
+  kc+=("$(ferry_import "$work/keyed.csv" bench_orders)")
+  count_k=$(psql -X -t -A "$base/$db" -c "SELECT count(*) || ' rows, ' || count(DISTINCT n) || ' keys' FROM bench_orders")
+  kd+=("$(ferry_import "$work/keyed-bad.csv" bench_orders)")
+  count_kd=$(psql -X -t -A "$base/$db" -c "SELECT count(*) || ' rows, ' || count(DISTINCT n) || ' keys' FROM bench_orders")
+done
 stop_ferry
 
 log "peak RSS with $((rows / 5)) rows"
@@ -127,4 +151,10 @@ printf 'ratio of load times ferry/psql = %.2f (end to end, upload included: %.2f
 read -r _ btotal bload binserted brejected <<<"$bad"
 printf '1%% bad rows: load %.1f s (%.0f rows/s), %s inserted, %s rejected\n' "$bload" "$(echo "$rows / $bload" | bc -l)" "$binserted" "$brejected"
 printf 'ferry peak RSS: %s MiB over the %d-row runs; %s MiB for %d rows\n' "$(rss big)" "$rows" "$(rss small)" "$((rows / 5))"
+best_kc=$(printf '%s\n' "${kc[@]}" | sort -k3 -g | head -1 | cut -d' ' -f3)
+best_kd=$(printf '%s\n' "${kd[@]}" | sort -k3 -g | head -1)
+read -r _ _ kload kinserted krejected <<<"$best_kd"
+printf 'PK+FK+CHECK table: clean load %.1f s (%s); 1%% violations load %.1f s, %s inserted, %s rejected (%s); ratio dirty/clean = %.2f\n' \
+  "$best_kc" "$count_k" "$kload" "$kinserted" "$krejected" "$count_kd" "$(echo "$kload / $best_kc" | bc -l)"
+printf 'constrained runs: clean %s | dirty %s\n' "$(printf '[%s] ' "${kc[@]}")" "$(printf '[%s] ' "${kd[@]}")"
 printf 'all runs: ferry [upload total load inserted rejected] %s | psql %s\n' "$(printf '[%s] ' "${fa[@]}")" "${fb[*]}"

@@ -385,7 +385,7 @@ async fn checked(
         )
         .into());
     }
-    prepare(&state.settings, request, &spec)
+    prepare(&state.settings, &spec)
         .await
         .map_err(prepare_error)?;
     super::limits::admit(state, caller).await?;

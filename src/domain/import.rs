@@ -3,6 +3,7 @@
 
 use super::invalid::{Collector, Invalid};
 use super::json::object;
+use super::rules::RuleSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub struct ImportRequest {
     pub format: FileFormat,
     /// Extra rules per column (checked against the schema by the validator).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schema(value_type = BTreeMap<String, crate::pipeline::validate::RuleSpec>)]
+    #[schema(value_type = BTreeMap<String, RuleSpec>)]
     pub columns: BTreeMap<String, Value>,
     /// File header → column; by default the same name, case-insensitively.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -59,7 +60,8 @@ pub struct ImportRequest {
     /// `"direct"`: the client puts the file straight into object storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadMode>,
-    /// `"transaction"` (the default) or `"chunked"` (not built yet).
+    /// `"single"` (the default; `"transaction"` is accepted as its old name) or `"chunked"`
+    /// (not built yet: refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
 }
@@ -148,13 +150,49 @@ pub enum Compression {
     None,
 }
 
+/// A target table's name: `table` or `schema.table`, matched exactly as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    /// The schema; `None` for the connection's default (PostgreSQL) or SQLite's only one.
+    pub schema: Option<String>,
+    /// The table.
+    pub name: String,
+}
+
+impl TableName {
+    /// Splits `schema.table`; each part 1 to 63 bytes, without NUL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('.').collect();
+        let valid = |s: &str| !s.is_empty() && s.len() <= 63 && !s.contains('\0');
+        match parts.as_slice() {
+            [table] if valid(table) => Ok(Self {
+                schema: None,
+                name: (*table).to_owned(),
+            }),
+            [schema, table] if valid(schema) && valid(table) => Ok(Self {
+                schema: Some((*schema).to_owned()),
+                name: (*table).to_owned(),
+            }),
+            _ => Err("expected table or schema.table".to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// A checked import spec, minus what needs the database.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportSpec {
     pub name: String,
     pub connection: Option<String>,
-    /// (schema, table); the schema is `None` for the connection's default.
-    pub table: (Option<String>, String),
+    pub table: TableName,
     pub mode: Mode,
     pub key: Vec<String>,
     pub delimiter: u8,
@@ -162,6 +200,9 @@ pub struct ImportSpec {
     pub header: bool,
     pub compression: Compression,
     pub mapping: BTreeMap<String, String>,
+    /// Extra rules per column, parsed (their fit with each column's type is checked against
+    /// the table).
+    pub columns: BTreeMap<String, RuleSpec>,
     pub max_errors: u64,
     pub direct: bool,
 }
@@ -170,9 +211,12 @@ impl ImportRequest {
     /// Checks what can be checked without the database.
     pub fn parse(&self, today: &str) -> Result<ImportSpec, Invalid> {
         let mut errors = Collector::default();
-        let table = parse_table(&self.target.table).unwrap_or_else(|message| {
+        let table = TableName::parse(&self.target.table).unwrap_or_else(|message| {
             errors.push("target.table", message);
-            (None, String::new())
+            TableName {
+                schema: None,
+                name: String::new(),
+            }
         });
         let delimiter = one_byte(&self.format.delimiter, "format.delimiter", &mut errors);
         let quote = one_byte(&self.format.quote, "format.quote", &mut errors);
@@ -195,11 +239,22 @@ impl ImportRequest {
             }
             _ => {}
         }
-        if self.commit.as_deref().is_some_and(|c| c != "transaction") {
-            errors.push(
+        match self.commit.as_deref() {
+            None | Some("single" | "transaction") => {}
+            Some("chunked") => errors.push(
                 "commit",
-                "only \"transaction\" is available in this version",
-            );
+                "\"chunked\" is not available in this version; use \"single\"",
+            ),
+            Some(_) => errors.push("commit", "expected \"single\" or \"chunked\""),
+        }
+        let mut columns = BTreeMap::new();
+        for (name, value) in &self.columns {
+            match object::<_, RuleSpec>(value.clone()) {
+                Ok(rule) => {
+                    columns.insert(name.clone(), rule);
+                }
+                Err(e) => errors.push(format!("columns.{name}"), e.to_string()),
+            }
         }
         if let Some(name) = &self.name
             && (name.trim().is_empty() || name.chars().count() > 200)
@@ -226,6 +281,7 @@ impl ImportRequest {
             header: self.format.header,
             compression: self.format.compression,
             mapping: self.mapping.clone(),
+            columns,
             max_errors: self.max_errors,
             direct: self.upload == Some(UploadMode::Direct),
         })
@@ -239,19 +295,6 @@ fn one_byte(text: &str, field: &str, errors: &mut Collector) -> u8 {
             errors.push(field, "must be one ASCII character other than a line break");
             b','
         }
-    }
-}
-
-/// Splits `schema.table`; names are matched exactly as stored (no case folding).
-fn parse_table(text: &str) -> Result<(Option<String>, String), String> {
-    let parts: Vec<&str> = text.split('.').collect();
-    let valid = |s: &str| !s.is_empty() && s.len() <= 63 && !s.contains('\0');
-    match parts.as_slice() {
-        [table] if valid(table) => Ok((None, (*table).to_owned())),
-        [schema, table] if valid(schema) && valid(table) => {
-            Ok((Some((*schema).to_owned()), (*table).to_owned()))
-        }
-        _ => Err("expected table or schema.table".to_owned()),
     }
 }
 
@@ -281,7 +324,8 @@ mod tests {
         let spec = request(serde_json::json!({"target": {"table": "events"}}))
             .parse("2026-11-23")
             .unwrap();
-        assert_eq!(spec.table, (None, "events".to_owned()));
+        assert_eq!(spec.table.to_string(), "events");
+        assert_eq!(spec.table.schema, None);
         assert_eq!(
             (spec.mode, spec.delimiter, spec.quote, spec.header),
             (Mode::Append, b',', b'"', true)

@@ -11,6 +11,7 @@ pub mod json;
 pub mod names;
 pub mod record;
 pub mod result;
+pub mod rules;
 mod schema;
 pub mod targets;
 

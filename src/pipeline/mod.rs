@@ -4,8 +4,10 @@
 
 pub mod codecs;
 pub mod export;
+pub mod import;
 pub mod loaders;
 pub mod records;
+pub mod rejects;
 pub mod sources;
 pub mod validate;
 

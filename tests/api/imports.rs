@@ -396,3 +396,39 @@ async fn a_direct_upload_goes_through_a_signed_put_link_then_start() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn rows_the_database_refuses_are_rejects_in_the_report_and_the_others_load() {
+    let app = spawn_app(Shape::Embedded).await;
+    app.data_sql(
+        "CREATE TABLE people (id int PRIMARY KEY, age int CHECK (age >= 0), name text);
+         INSERT INTO people VALUES (42, 30, 'there before');",
+    )
+    .await;
+    let spec = json!({"target": {"table": "people"}});
+    let job = app
+        .import(
+            &spec,
+            "id,age,name\n1,20,a\n42,20,b\n2,-1,c\n1,25,d\n3,40,e\n",
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["rows_inserted"], 2);
+    assert_eq!(job["result"]["rows_rejected"], 3);
+    assert_eq!(job["progress"]["rows_rejected"], 3);
+    let report = rejects(&app, &job).await;
+    assert_eq!(
+        report.lines().collect::<Vec<_>>(),
+        [
+            "id,age,name,_line,_errors,_raw",
+            "42,20,b,3,constraint people_pkey: Key (id)=(42) already exists,",
+            "2,-1,c,4,\"constraint people_age_check: new row for relation \"\"people\"\" violates check constraint \"\"people_age_check\"\"\",",
+            "1,25,d,5,constraint people_pkey: Key (id)=(1) already exists (line 2),",
+        ]
+    );
+    assert_eq!(
+        app.data_count("SELECT count(*) FROM people WHERE id IN (1, 3, 42)")
+            .await,
+        3
+    );
+}

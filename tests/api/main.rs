@@ -13,6 +13,7 @@ mod exports;
 mod faults;
 mod helpers;
 mod imports;
+mod loaders;
 mod logs;
 mod metrics;
 mod newcomer;

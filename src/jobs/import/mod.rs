@@ -1,30 +1,26 @@
-//! The import job: read the stored upload, validate it row by row, load it in one transaction,
-//! keep a report of the rejected rows. A retry loads from the stored file again; a load that
-//! committed is recorded in the target database with the job's id, so it never loads twice.
+//! The import job: where the queue meets `pipeline::import`. It parses the spec, checks the
+//! target, asks the loader whether an earlier attempt already committed this job (a commit whose
+//! success was never recorded), streams the stored upload through the pipeline, stores the
+//! rejects report beside it and turns the outcome into the job's result or a classified failure.
 
-pub mod header;
 pub mod prepare;
-pub mod produce;
-pub mod rejects;
 
 use super::error::{from_source, from_storage, invalid_spec};
 use crate::config::Settings;
-use crate::domain::{ImportRequest, ImportResult, Job};
-use crate::pipeline::loaders::{self, LoadError, LoadPlan, postgres, sqlite};
+use crate::domain::{ImportRequest, ImportResult, ImportSpec, Job};
+use crate::pipeline::import::{self, Loaded, Prepared, Run};
+use crate::pipeline::loaders::{LoadError, Loader};
+use crate::pipeline::rejects::{self, Rejects};
 use crate::pipeline::sources::classify;
 use crate::queue::{Handler, JobContext, JobFailure};
 use crate::storage::{Storage, StorageError, import_key};
 use futures::TryStreamExt;
-use prepare::{PrepareError, Prepared, TargetConn, connect, prepare};
-use produce::{Outputs, ReadSettings, produce};
+use prepare::{PrepareError, connect, prepare};
 use serde_json::Value;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use tracing::Instrument;
-
-/// Rejects groups in flight to the report writer.
-const REJECT_GROUPS: usize = 4;
 
 /// Runs import jobs.
 pub struct ImportHandler {
@@ -77,38 +73,31 @@ impl Handler for ImportHandler {
         let spec = request
             .parse(&job.created_at.date().to_string())
             .map_err(invalid_spec)?;
-        let prepared = prepare(&self.settings, &request, &spec)
+        let prepared = prepare(&self.settings, &spec)
             .await
             .map_err(prepare_failure)?;
-        let mut conn = connect(&prepared.url).await.map_err(from_source)?;
-        let job_id = job.id.to_string();
-        let done = match &mut conn {
-            TargetConn::Postgres(c) => postgres::already_loaded(c, &job_id).await,
-            TargetConn::Sqlite(c) => sqlite::already_loaded(c, &job_id).await,
-        };
+        let mut loader = connect(&prepared.url)
+            .await
+            .map_err(from_source)?
+            .into_loader();
+        let done = loader.already_loaded(&job.id.to_string()).await;
         if let Some(rows) = done.map_err(load_failure)? {
             tracing::info!(
                 rows,
                 "this import was committed by an earlier attempt; not loading again"
             );
-            return Ok(self.result(
-                &job,
-                &prepared,
-                rows,
-                job.progress.rows_rejected.unwrap_or(0),
-                false,
-            ));
+            let rejected = job.progress.rows_rejected.unwrap_or(0);
+            return Ok(self.result(&job, &prepared, rows, rejected, false));
         }
-        let read = ReadSettings {
-            delimiter: spec.delimiter,
-            quote: spec.quote,
-            header: spec.header,
-            compression: spec.compression,
-            max_errors: spec.max_errors,
-            copy: matches!(conn, TargetConn::Postgres(_)),
-        };
-        let (rows, rejected, report) = self.load(&job, &ctx, &prepared, &spec, read, conn).await?;
-        tracing::info!(rows, rejected, report, "load committed");
+        let (loaded, report) = self
+            .load(&job, &ctx, &prepared, &spec, loader.as_mut())
+            .await?;
+        tracing::info!(
+            rows = loaded.inserted,
+            rejected = loaded.rejected,
+            report,
+            "load committed"
+        );
         if !self.settings.storage.keep_uploads
             && let Err(error) = self
                 .storage
@@ -118,25 +107,24 @@ impl Handler for ImportHandler {
             tracing::warn!(error = %error, "could not delete the imported upload");
         }
         ctx.update_progress(|p| {
-            p.rows_inserted = Some(rows);
-            p.rows_rejected = Some(rejected);
+            p.rows_inserted = Some(loaded.inserted);
+            p.rows_rejected = Some(loaded.rejected);
         });
-        Ok(self.result(&job, &prepared, rows, rejected, report))
+        Ok(self.result(&job, &prepared, loaded.inserted, loaded.rejected, report))
     }
 }
 
 impl ImportHandler {
-    /// Streams the upload through the producer into the loader; returns (rows loaded, rows
-    /// rejected, whether a rejects report was stored).
+    /// Streams the upload through the pipeline into the loader, the rejects into their report;
+    /// returns what was loaded and whether a rejects report was stored.
     async fn load(
         &self,
         job: &Job,
         ctx: &JobContext,
         prepared: &Prepared,
-        spec: &crate::domain::ImportSpec,
-        read: ReadSettings,
-        mut conn: TargetConn,
-    ) -> Result<(u64, u64, bool), JobFailure> {
+        spec: &ImportSpec,
+        loader: &mut dyn Loader,
+    ) -> Result<(Loaded, bool), JobFailure> {
         let upload = import_key(&job.tenant, job.id, "upload");
         let stream = self.storage.read(&upload).await.map_err(|e| match e {
             StorageError::NotFound { .. } => JobFailure::fatal(
@@ -146,72 +134,33 @@ impl ImportHandler {
             other => from_storage(other),
         })?;
         let input = SyncIoBridge::new(StreamReader::new(stream.map_err(std::io::Error::other)));
-        let (mapping_tx, mapping_rx) = oneshot::channel();
-        let (batches_tx, batches_rx) = loaders::channel();
-        let (rejects_tx, rejects_rx) = mpsc::channel(REJECT_GROUPS);
-        let outputs = Outputs {
-            mapping: mapping_tx,
-            batches: batches_tx,
-            rejects: rejects_tx,
-            progress: ctx.progress.clone(),
-        };
-        let (table, rules, mapping_spec, stop) = (
-            prepared.table.clone(),
-            prepared.rules.clone(),
-            spec.mapping.clone(),
-            ctx.stop.clone(),
-        );
-        // The reader thread and the report task log in the job's span, like the job itself.
-        let span = tracing::Span::current();
-        let producer = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| produce(input, &read, &table, &rules, &mapping_spec, outputs, &stop))
-        });
-        let mapping = match mapping_rx.await {
-            Ok(Ok(mapping)) => mapping,
-            Ok(Err(error)) => return Err(load_failure(error)),
-            Err(_) => {
-                return Err(load_failure(
-                    joined(producer.await).err().unwrap_or(LoadError::Stopped),
-                ));
-            }
-        };
-        let plan = LoadPlan {
-            job: job.id.to_string(),
-            table: prepared.table.clone(),
-            columns: mapping
-                .columns(&prepared.table)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            mode: spec.mode,
-            key: spec.key.clone(),
-        };
+        let (header_tx, header_rx) = oneshot::channel();
+        let (sink, rejects_rx) = Rejects::channel(spec.max_errors);
         let report = tokio::spawn(
             rejects::write(
                 self.storage.clone(),
                 import_key(&job.tenant, job.id, "rejects.csv"),
-                mapping.header.clone(),
+                header_rx,
                 rejects_rx,
             )
             .in_current_span(),
         );
-        let loaded = match &mut conn {
-            TargetConn::Postgres(c) => postgres::load(c, &plan, batches_rx, &ctx.stop).await,
-            TargetConn::Sqlite(c) => sqlite::load(c, &plan, batches_rx, &ctx.stop).await,
+        let run = Run {
+            job: job.id.to_string(),
+            spec,
+            prepared,
+            rejects: sink,
+            header: header_tx,
+            progress: ctx.progress.clone(),
+            stop: ctx.stop.clone(),
         };
-        let produced = joined(producer.await);
+        let loaded = import::run(input, loader, run).await;
         let report = report
             .await
             .map_err(|e| JobFailure::fatal("internal", e.to_string()))?;
-        let (rows, (_, rejected)) = match (loaded, produced) {
-            (Ok(rows), Ok(counts)) => (rows, counts),
-            (_, Err(error @ LoadError::Producer { .. })) | (Err(error), _) => {
-                return Err(load_failure(error));
-            }
-            (Ok(_), Err(error)) => return Err(load_failure(error)),
-        };
+        let loaded = loaded.map_err(load_failure)?;
         let report = report.map_err(from_storage)?;
-        Ok((rows, rejected, report))
+        Ok((loaded, report))
     }
 
     fn result(
@@ -232,10 +181,4 @@ impl ImportHandler {
         };
         serde_json::to_value(result).unwrap_or(Value::Null)
     }
-}
-
-fn joined(
-    result: Result<Result<(u64, u64), LoadError>, tokio::task::JoinError>,
-) -> Result<(u64, u64), LoadError> {
-    result.unwrap_or_else(|e| Err(LoadError::Internal(format!("the reader task failed: {e}"))))
 }

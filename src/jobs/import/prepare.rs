@@ -1,32 +1,18 @@
 //! Checking an import against its target before a byte is stored: the connection, the table,
 //! the columns named by `key`, `columns` and `mapping`, and the column rules.
+//!
+//! `TargetConn` and `connect` live in `pipeline::loaders` now; they are re-exported here for
+//! the callers that list a connection's tables.
 
 use crate::config::{LOCAL_CONNECTION, Settings, is_postgres};
+use crate::domain::ImportSpec;
 use crate::domain::invalid::{Collector, Invalid};
-use crate::domain::{ImportRequest, ImportSpec};
 use crate::pipeline::loaders::schema::{self, TableSchema};
 use crate::pipeline::sources::SourceError;
-use crate::pipeline::validate::{ColumnRule, ColumnType, RuleSpec};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
-use std::str::FromStr;
+use crate::pipeline::validate::{ColumnRule, ColumnType};
 
-/// A connection to the target database.
-pub enum TargetConn {
-    Postgres(PgConnection),
-    Sqlite(SqliteConnection),
-}
-
-/// The target, found and checked.
-pub struct Prepared {
-    /// The connection's name.
-    pub connection: String,
-    /// Its URL.
-    pub url: String,
-    pub table: TableSchema,
-    /// One rule per column of the table, in the table's order.
-    pub rules: Vec<ColumnRule>,
-}
+pub use crate::pipeline::import::Prepared;
+pub use crate::pipeline::loaders::{TargetConn, connect};
 
 /// Why an import cannot be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -59,45 +45,29 @@ pub fn connection_name(settings: &Settings, spec: &ImportSpec) -> Result<String,
     }
 }
 
-/// Opens a connection to `url`.
-pub async fn connect(url: &str) -> Result<TargetConn, SourceError> {
-    if is_postgres(url) {
-        Ok(TargetConn::Postgres(PgConnection::connect(url).await?))
-    } else {
-        Ok(TargetConn::Sqlite(
-            SqliteConnectOptions::from_str(url)?.connect().await?,
-        ))
-    }
-}
-
 /// Finds the target table and builds its column rules.
-pub async fn prepare(
-    settings: &Settings,
-    request: &ImportRequest,
-    spec: &ImportSpec,
-) -> Result<Prepared, PrepareError> {
+pub async fn prepare(settings: &Settings, spec: &ImportSpec) -> Result<Prepared, PrepareError> {
     let connection = connection_name(settings, spec)?;
     let url = settings
         .connection(&connection)
         .map(|c| c.url.expose().to_owned())
         .ok_or_else(|| Invalid::field("target.connection", "unknown connection"))?;
-    let (schema_name, table_name) = &spec.table;
     let found = match connect(&url).await? {
         TargetConn::Postgres(mut conn) => {
-            schema::postgres(&mut conn, schema_name.as_deref(), table_name).await?
+            schema::postgres(&mut conn, spec.table.schema.as_deref(), &spec.table.name).await?
         }
-        TargetConn::Sqlite(mut conn) => schema::sqlite(&mut conn, table_name).await?,
+        TargetConn::Sqlite(mut conn) => schema::sqlite(&mut conn, &spec.table.name).await?,
     };
     let table = found.ok_or_else(|| {
         Invalid::field(
             "target.table",
             format!(
                 "no table {:?} on connection {connection:?}",
-                request.target.table
+                spec.table.to_string()
             ),
         )
     })?;
-    let rules = rules(&table, request, spec, is_postgres(&url))?;
+    let rules = rules(&table, spec, is_postgres(&url))?;
     Ok(Prepared {
         connection,
         url,
@@ -109,7 +79,6 @@ pub async fn prepare(
 /// Checks the spec's column names and builds a rule per column.
 fn rules(
     table: &TableSchema,
-    request: &ImportRequest,
     spec: &ImportSpec,
     postgres: bool,
 ) -> Result<Vec<ColumnRule>, Invalid> {
@@ -119,7 +88,7 @@ fn rules(
             errors.push("key", format!("the table has no column {key:?}"));
         }
     }
-    for name in request.columns.keys() {
+    for name in spec.columns.keys() {
         if table.column(name).is_none() {
             errors.push(format!("columns.{name}"), "the table has no such column");
         }
@@ -146,17 +115,8 @@ fn rules(
         } else {
             ColumnType::from_sqlite(&column.data_type)
         };
-        let extra: Option<RuleSpec> = match request.columns.get(&column.name) {
-            None => None,
-            Some(value) => match crate::domain::json::object(value.clone()) {
-                Ok(rule) => Some(rule),
-                Err(e) => {
-                    errors.push(format!("columns.{}", column.name), e.to_string());
-                    None
-                }
-            },
-        };
-        match ColumnRule::build(&column.name, kind, column.nullable, extra.as_ref()) {
+        let extra = spec.columns.get(&column.name);
+        match ColumnRule::build(&column.name, kind, column.nullable, extra) {
             Ok(rule) => rules.push(rule),
             Err(invalid) => errors.extend(invalid),
         }

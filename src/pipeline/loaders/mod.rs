@@ -1,26 +1,165 @@
-//! Where import rows go: PostgreSQL through `COPY … FROM STDIN`, SQLite through batched
-//! inserts, both in one transaction; and what the target table looks like.
+//! Where import rows go: the [`Loader`] seam and its two backends. A loader encodes its own
+//! batches (it hands the reader an encoder for the table's column types), finds out whether a
+//! job was already loaded, stages, turns constraint violations into per-row rejects, and
+//! commits the rows together with a record of the job in `ferry_import_log` — the reader never
+//! knows which database it feeds. Both backends pass one conformance suite
+//! (`tests/api/loaders.rs`).
+//!
+//! * [`postgres`]: binary `COPY … FROM STDIN` in savepointed chunks; a chunk the database
+//!   refuses is loaded again into a temporary table where set queries find the bad rows.
+//! * [`sqlite`]: prepared `INSERT`s, one row at a time, a refused row rejected on its own.
 
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 pub mod tables;
 
+use crate::config::is_postgres;
 use crate::domain::import::Mode;
+use crate::pipeline::records::Fields;
+use crate::pipeline::rejects::Rejects;
+use crate::pipeline::sources::SourceError;
+use crate::pipeline::validate::ColumnType;
 use schema::TableSchema;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
+use std::borrow::Cow;
+use std::str::FromStr;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Batches in flight between the validator and the loader: the validator (and so the reader
 /// of the stored file) waits when the database is slower.
 pub const CHANNEL_BATCHES: usize = 4;
 
-/// Validated rows, ready for one loader.
-#[derive(Debug)]
-pub enum Batch {
-    /// Rows already in PostgreSQL's COPY text format.
-    Copy { data: Vec<u8>, rows: u64 },
-    /// Rows as values (NULL as `None`), in the plan's column order.
-    Values { rows: Vec<Vec<Option<String>>> },
+/// The table in a target database that remembers finished imports.
+pub const LOG_TABLE: &str = "ferry_import_log";
+
+/// A connection to a target database (also used to list its tables).
+pub enum TargetConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Opens a connection to `url`.
+pub async fn connect(url: &str) -> Result<TargetConn, SourceError> {
+    if is_postgres(url) {
+        Ok(TargetConn::Postgres(PgConnection::connect(url).await?))
+    } else {
+        Ok(TargetConn::Sqlite(
+            SqliteConnectOptions::from_str(url)?.connect().await?,
+        ))
+    }
+}
+
+impl TargetConn {
+    /// The loader for this connection's database.
+    pub fn into_loader(self) -> Box<dyn Loader> {
+        match self {
+            Self::Postgres(conn) => Box::new(postgres::PgLoader::new(conn)),
+            Self::Sqlite(conn) => Box::new(sqlite::SqliteLoader::new(conn)),
+        }
+    }
+}
+
+/// Turns one row of validated values into a loader's wire format. Built by the loader for the
+/// plan's column types, called on the reader's thread.
+pub trait RowEncoder: Send {
+    /// Appends one row (values in the plan's column order, `None` for NULL, as the validator
+    /// normalised them) to `out`. An `Err` is a reason to reject the row; it means the
+    /// validator let through something this encoder cannot represent.
+    fn encode(&mut self, values: &[Option<Cow<'_, str>>], out: &mut Vec<u8>) -> Result<(), String>;
+}
+
+/// Builds a loader's encoder for the types of the columns the file fills, in the file's order.
+pub type EncoderFactory = fn(&[ColumnType]) -> Box<dyn RowEncoder>;
+
+/// One row of a batch: where it came from, for the rejects report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRow {
+    /// The row's line in the file.
+    pub line: u64,
+    /// Where the row's encoding ends in [`Batch::data`]; it starts where the previous ends.
+    pub end: usize,
+    /// Where the row's fields end in [`Batch::raw`]; they start where the previous end.
+    pub raw_end: usize,
+}
+
+/// Validated rows, encoded by the loader's own [`RowEncoder`], with the file's own fields of
+/// each row (reported as they were should the database refuse the row). Both are kept in one
+/// buffer each, so a batch is a handful of allocations whatever its number of rows.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The rows' encodings, back to back.
+    pub data: Vec<u8>,
+    /// The rows' fields, back to back, as [`push_fields`] writes them.
+    pub raw: Vec<u8>,
+    pub rows: Vec<BatchRow>,
+}
+
+/// One row of a batch, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub line: u64,
+    /// The row's encoding.
+    pub data: &'a [u8],
+    /// The row's fields, as [`push_fields`] wrote them.
+    pub raw: &'a [u8],
+}
+
+impl RowRef<'_> {
+    /// The file's own fields of the row.
+    pub fn fields(&self) -> Fields {
+        fields(self.raw)
+    }
+}
+
+impl Batch {
+    /// Each row with its encoding and fields.
+    pub fn iter(&self) -> impl Iterator<Item = RowRef<'_>> {
+        let (mut start, mut raw_start) = (0, 0);
+        self.rows.iter().map(move |row| {
+            let item = RowRef {
+                line: row.line,
+                data: self.data.get(start..row.end).unwrap_or_default(),
+                raw: self.raw.get(raw_start..row.raw_end).unwrap_or_default(),
+            };
+            (start, raw_start) = (row.end, row.raw_end);
+            item
+        })
+    }
+}
+
+/// Appends a record's fields to `raw`: their count, each length (`u32`, little-endian), then
+/// their bytes.
+pub fn push_fields(raw: &mut Vec<u8>, fields: &Fields) {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    raw.extend_from_slice(&len(fields.len()));
+    for field in fields.iter() {
+        raw.extend_from_slice(&len(field.len()));
+    }
+    for field in fields.iter() {
+        raw.extend_from_slice(field);
+    }
+}
+
+/// The fields [`push_fields`] wrote (as many as can be read back).
+pub fn fields(raw: &[u8]) -> Fields {
+    let word = |at: usize| {
+        raw.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+    };
+    let count = word(0);
+    let mut start = 4 + 4 * count;
+    (0..count)
+        .map(|i| {
+            let end = start + word(4 + 4 * i);
+            let field = raw.get(start..end).unwrap_or_default();
+            start = end;
+            field
+        })
+        .collect()
 }
 
 /// What to load where.
@@ -31,6 +170,8 @@ pub struct LoadPlan {
     pub table: TableSchema,
     /// The columns the file fills, in the batches' order.
     pub columns: Vec<String>,
+    /// Their types, in the same order.
+    pub types: Vec<ColumnType>,
     pub mode: Mode,
     pub key: Vec<String>,
 }
@@ -41,7 +182,7 @@ pub enum LoadError {
     /// The database refused or failed.
     #[error("{0}")]
     Database(#[from] sqlx::Error),
-    /// The producer gave up (too many rejects, an unreadable file); the message says why.
+    /// The reader gave up (too many rejects, an unreadable file); the message says why.
     #[error("{message}")]
     Producer {
         code: &'static str,
@@ -56,44 +197,117 @@ pub enum LoadError {
     Internal(String),
 }
 
+impl LoadError {
+    /// A failure of the reader (or of the rejects it counts).
+    pub fn producer(code: &'static str, message: impl Into<String>, transient: bool) -> Self {
+        Self::Producer {
+            code,
+            message: message.into(),
+            transient,
+        }
+    }
+
+    /// The same error again (errors carrying a database error lose its details).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Producer {
+                code,
+                message,
+                transient,
+            } => Self::producer(code, message.clone(), *transient),
+            Self::Stopped => Self::Stopped,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for LoadError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Internal(format!("the loader's spill file failed: {error}"))
+    }
+}
+
+/// What the reader sends the loader: a batch, the end of the file (`Ok(None)`), or why it
+/// stopped. A channel that closes without either is a reader that did not finish: the loader
+/// rolls back, it never takes a closed channel for the end of the file.
+pub type LoadMessage = Result<Option<Batch>, LoadError>;
 /// The sending end of the validator → loader channel.
-pub type LoadSender = mpsc::Sender<Result<Batch, LoadError>>;
+pub type LoadSender = mpsc::Sender<LoadMessage>;
 /// The receiving end of the validator → loader channel.
-pub type LoadReceiver = mpsc::Receiver<Result<Batch, LoadError>>;
+pub type LoadReceiver = mpsc::Receiver<LoadMessage>;
 
 /// A channel of the standard size.
 pub fn channel() -> (LoadSender, LoadReceiver) {
     mpsc::channel(CHANNEL_BATCHES)
 }
 
+/// A target database, seen from an import.
+#[async_trait::async_trait]
+pub trait Loader: Send {
+    /// Rows a previous attempt of `job` already committed, if it did.
+    async fn already_loaded(&mut self, job: &str) -> Result<Option<u64>, LoadError>;
+
+    /// The encoder the reader uses for this loader's batches.
+    fn encoder(&self) -> EncoderFactory;
+
+    /// Loads every batch in one transaction and commits it with the job's log row; returns
+    /// the rows loaded. Rows the database refuses go to `rejects` (which counts them against
+    /// `max_errors`); the others load exactly once. Rolls back when `stop` fires, the reader
+    /// sends an error or too many rows are rejected.
+    async fn load(
+        &mut self,
+        plan: &LoadPlan,
+        batches: LoadReceiver,
+        rejects: &Rejects,
+        stop: &CancellationToken,
+    ) -> Result<u64, LoadError>;
+}
+
 impl LoadPlan {
     /// The quoted column list, in the batches' order.
     pub fn column_list(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| schema::quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
+        quoted_list(&self.columns)
     }
 
     /// `ON CONFLICT (key) DO UPDATE SET …` (or `DO NOTHING` when every column is a key).
     pub fn on_conflict(&self) -> String {
-        let key = self
-            .key
-            .iter()
-            .map(|k| schema::quote_ident(k))
-            .collect::<Vec<_>>()
-            .join(", ");
         let updates: Vec<String> = self
             .columns
             .iter()
             .filter(|c| !self.key.contains(c))
             .map(|c| format!("{0} = excluded.{0}", schema::quote_ident(c)))
             .collect();
+        let key = quoted_list(&self.key);
         if updates.is_empty() {
             format!("ON CONFLICT ({key}) DO NOTHING")
         } else {
             format!("ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", "))
         }
+    }
+}
+
+/// Identifiers quoted and joined with `, `.
+pub fn quoted_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|c| schema::quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits for the next batch (`None` at the end of the file) unless `stop` fires first.
+async fn next_batch(
+    batches: &mut LoadReceiver,
+    stop: &CancellationToken,
+) -> Result<Option<Batch>, LoadError> {
+    let next = tokio::select! {
+        next = batches.recv() => next,
+        () = stop.cancelled() => return Err(LoadError::Stopped),
+    };
+    match next {
+        Some(message) => message,
+        None => Err(LoadError::Internal(
+            "the reader ended without finishing the file".into(),
+        )),
     }
 }

@@ -44,12 +44,11 @@ mod numbers;
 mod rules;
 mod scalars;
 mod scratch;
-mod spec;
 mod types;
 
 use std::borrow::Cow;
 
-pub use spec::RuleSpec;
+pub use crate::domain::rules::RuleSpec;
 pub use types::ColumnType;
 
 use crate::domain::invalid::Invalid;

@@ -9,9 +9,9 @@ use regex::{Regex, RegexBuilder};
 use super::decimal::Decimal;
 use super::formats::Format;
 use super::scalars::not_one_of;
-use super::spec::RuleSpec;
 use super::types::ColumnType;
 use crate::domain::invalid::{Collector, Invalid};
+use crate::domain::rules::RuleSpec;
 
 /// Formats one column may list.
 const MAX_FORMATS: usize = 16;

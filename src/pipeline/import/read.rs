@@ -1,48 +1,38 @@
 //! The reading half of an import, on a blocking thread: stored bytes → gunzip → CSV records →
-//! header mapping → validation → batches for the loader and rejects for the report. Both
-//! outputs are bounded channels, so a slow database slows this reader, which slows the read
-//! from storage.
+//! header mapping → validation → rows encoded by the loader's encoder, in batches, and rejects
+//! for the report. Both outputs are bounded channels, so a slow database slows this reader,
+//! which slows the read from storage. It never knows which database it feeds.
 
 use super::header::{Mapping, map_header, positional};
 use crate::domain::Progress;
 use crate::domain::import::Compression;
-use crate::pipeline::loaders::postgres::push_copy_row;
 use crate::pipeline::loaders::schema::TableSchema;
-use crate::pipeline::loaders::{Batch, LoadError, LoadSender};
+use crate::pipeline::loaders::{
+    Batch, BatchRow, EncoderFactory, LoadError, LoadSender, RowEncoder, push_fields,
+};
 use crate::pipeline::records::{
     Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, looks_like_text,
 };
-use crate::pipeline::validate::{ColumnRule, ColumnType};
+use crate::pipeline::rejects::{Rejected, Rejects};
+use crate::pipeline::validate::ColumnRule;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the (decompressed) file at once.
 const READ_CHUNK: usize = 64 * 1024;
-/// A COPY batch is handed on at about this size.
-const COPY_BATCH_BYTES: usize = 256 * 1024;
-/// A values batch (SQLite) is handed on at this many rows.
-const VALUES_BATCH_ROWS: usize = 500;
+/// A batch is handed on at about this many bytes of encoded rows…
+const BATCH_BYTES: usize = 256 * 1024;
+/// … or at this many rows, whichever comes first.
+const BATCH_ROWS: usize = 4096;
 /// Rejects are handed to the report writer in groups of this many.
 const REJECTS_BATCH: usize = 256;
 
-/// One rejected row, for the report.
-#[derive(Debug, Clone)]
-pub struct Rejected {
-    pub line: u64,
-    /// The record's fields, when it could be split (empty otherwise).
-    pub fields: Fields,
-    /// The record's raw bytes, when it could not.
-    pub raw: Option<Vec<u8>>,
-    /// `column: reason; …`
-    pub errors: String,
-}
-
-/// The header and its mapping, sent to the loader before any batch.
+/// The header and its mapping, sent before any batch.
 pub type MappingResult = Result<Mapping, LoadError>;
 
 /// How to read the file.
@@ -52,49 +42,45 @@ pub struct ReadSettings {
     pub quote: u8,
     pub header: bool,
     pub compression: Compression,
-    pub max_errors: u64,
-    /// PostgreSQL (COPY text batches) or SQLite (values).
-    pub copy: bool,
 }
 
-/// Where the producer's results go.
+/// Where the reader's results go.
 pub struct Outputs {
+    /// The mapping, once the first record is read.
     pub mapping: oneshot::Sender<MappingResult>,
+    /// The file's header, for the rejects report.
+    pub header: oneshot::Sender<Vec<String>>,
     pub batches: LoadSender,
-    pub rejects: mpsc::Sender<Vec<Rejected>>,
+    pub rejects: Rejects,
     pub progress: watch::Sender<Progress>,
 }
 
-fn producer_error(code: &'static str, message: impl Into<String>, transient: bool) -> LoadError {
-    LoadError::Producer {
-        code,
-        message: message.into(),
-        transient,
-    }
+/// What the reader needs to know about the target.
+pub struct Target<'a> {
+    pub table: &'a TableSchema,
+    pub rules: &'a [ColumnRule],
+    pub mapping: &'a BTreeMap<String, String>,
+    pub encoder: EncoderFactory,
 }
 
-/// Reads everything; returns (rows passed on, rows rejected). On failure the error is also
-/// sent to the loader, so that it rolls back.
-pub fn produce(
+/// Reads everything; returns the rows passed on. The end of the file, or the error, is sent to
+/// the loader last.
+pub fn read(
     input: impl Read + 'static,
     settings: &ReadSettings,
-    table: &TableSchema,
-    rules: &[ColumnRule],
-    mapping: &BTreeMap<String, String>,
+    target: &Target<'_>,
     outputs: Outputs,
     stop: &CancellationToken,
-) -> Result<(u64, u64), LoadError> {
+) -> Result<u64, LoadError> {
     let batches = outputs.batches.clone();
-    let mut state = State::new(settings, table, rules, mapping, outputs);
+    let mut state = State::new(settings, target, outputs);
     let result = state.run(input, stop);
-    if let Err(LoadError::Producer {
-        code,
-        message,
-        transient,
-    }) = &result
-    {
-        let _ = batches.blocking_send(Err(producer_error(code, message.clone(), *transient)));
-    }
+    // The loader commits only on an explicit end of the file; anything else rolls it back.
+    let last = match &result {
+        Ok(()) => Ok(None),
+        Err(error) => Err(error.duplicate()),
+    };
+    let _ = batches.blocking_send(last);
     if result.is_ok() {
         tracing::info!(
             rows = state.passed,
@@ -102,21 +88,23 @@ pub fn produce(
             "file read and checked"
         );
     }
-    result.map(|()| (state.passed, state.rejected))
+    result.map(|()| state.passed)
+}
+
+fn producer_error(code: &'static str, message: impl Into<String>, transient: bool) -> LoadError {
+    LoadError::producer(code, message, transient)
 }
 
 struct State<'a> {
     settings: &'a ReadSettings,
-    table: &'a TableSchema,
-    rules: &'a [ColumnRule],
-    mapping_spec: &'a BTreeMap<String, String>,
+    target: &'a Target<'a>,
     mapping: Option<Mapping>,
     mapping_tx: Option<oneshot::Sender<MappingResult>>,
+    header_tx: Option<oneshot::Sender<Vec<String>>>,
     outputs: Outputs,
     reader: RecordReader,
-    copy: Vec<u8>,
-    values: Vec<Vec<Option<String>>>,
-    batch_rows: u64,
+    encoder: Option<Box<dyn RowEncoder>>,
+    batch: Batch,
     rejects: Vec<Rejected>,
     passed: u64,
     rejected: u64,
@@ -124,13 +112,7 @@ struct State<'a> {
 }
 
 impl<'a> State<'a> {
-    fn new(
-        settings: &'a ReadSettings,
-        table: &'a TableSchema,
-        rules: &'a [ColumnRule],
-        mapping_spec: &'a BTreeMap<String, String>,
-        mut outputs: Outputs,
-    ) -> Self {
+    fn new(settings: &'a ReadSettings, target: &'a Target<'a>, mut outputs: Outputs) -> Self {
         let mut reader = RecordReader::new(ReaderOptions {
             delimiter: settings.delimiter,
             quote: settings.quote,
@@ -142,18 +124,18 @@ impl<'a> State<'a> {
         }
         let (placeholder, _) = oneshot::channel();
         let mapping_tx = Some(std::mem::replace(&mut outputs.mapping, placeholder));
+        let (placeholder, _) = oneshot::channel();
+        let header_tx = Some(std::mem::replace(&mut outputs.header, placeholder));
         Self {
             settings,
-            table,
-            rules,
-            mapping_spec,
+            target,
             mapping: None,
             mapping_tx,
+            header_tx,
             outputs,
             reader,
-            copy: Vec::with_capacity(COPY_BATCH_BYTES * 2),
-            values: Vec::new(),
-            batch_rows: 0,
+            encoder: None,
+            batch: new_batch(),
             rejects: Vec::new(),
             passed: 0,
             rejected: 0,
@@ -181,7 +163,7 @@ impl<'a> State<'a> {
             if stop.is_cancelled() {
                 return Err(LoadError::Stopped);
             }
-            let n = read(&mut input, &mut buf)?;
+            let n = read_some(&mut input, &mut buf)?;
             let chunk = buf.get(..n).unwrap_or_default();
             if first && n > 0 && !looks_like_text(chunk) {
                 return Err(self.fail_mapping(producer_error(
@@ -218,16 +200,8 @@ impl<'a> State<'a> {
     }
 
     fn fail_mapping(&mut self, error: LoadError) -> LoadError {
-        if let (
-            Some(tx),
-            LoadError::Producer {
-                code,
-                message,
-                transient,
-            },
-        ) = (self.mapping_tx.take(), &error)
-        {
-            let _ = tx.send(Err(producer_error(code, message.clone(), *transient)));
+        if let Some(tx) = self.mapping_tx.take() {
+            let _ = tx.send(Err(error.duplicate()));
         }
         error
     }
@@ -287,15 +261,25 @@ impl<'a> State<'a> {
                 .iter()
                 .map(|f| String::from_utf8_lossy(f).into_owned())
                 .collect();
-            map_header(&names, self.table, self.mapping_spec)
+            map_header(&names, self.target.table, self.target.mapping)
         } else {
-            positional(fields.len(), self.table)
+            positional(fields.len(), self.target.table)
         };
         let mapping = match mapped {
             Ok(mapping) => mapping,
             Err(e) => return Err(self.fail_mapping(producer_error(e.code, e.message, false))),
         };
         self.reader.expect_fields(mapping.fields.len());
+        let types: Vec<_> = mapping
+            .fields
+            .iter()
+            .flatten()
+            .filter_map(|&i| self.target.rules.get(i).map(|rule| rule.kind.clone()))
+            .collect();
+        self.encoder = Some((self.target.encoder)(&types));
+        if let Some(tx) = self.header_tx.take() {
+            let _ = tx.send(mapping.header.clone());
+        }
         if let Some(tx) = self.mapping_tx.take() {
             let _ = tx.send(Ok(mapping.clone()));
         }
@@ -311,20 +295,16 @@ impl<'a> State<'a> {
     }
 
     fn row(&mut self, line: u64, fields: Fields) -> Result<(), LoadError> {
-        let Some(mapping) = &self.mapping else {
+        let (Some(mapping), Some(encoder)) = (&self.mapping, self.encoder.as_mut()) else {
             return Ok(());
         };
         let mut values: Vec<Option<Cow<str>>> = Vec::with_capacity(fields.len());
         let mut errors = String::new();
         for (field, target) in fields.iter().zip(&mapping.fields) {
-            let Some(rule) = target.and_then(|i| self.rules.get(i)) else {
+            let Some(rule) = target.and_then(|i| self.target.rules.get(i)) else {
                 continue;
             };
             match rule.check(field) {
-                // SQLite has no boolean type: it stores them as 1 and 0.
-                Ok(Some(value)) if !self.settings.copy && rule.kind == ColumnType::Boolean => {
-                    values.push(Some(Cow::Borrowed(if value == "true" { "1" } else { "0" })));
-                }
                 Ok(value) => values.push(value),
                 Err(reason) => {
                     if !errors.is_empty() {
@@ -334,8 +314,15 @@ impl<'a> State<'a> {
                 }
             }
         }
+        if errors.is_empty() {
+            let before = self.batch.data.len();
+            if let Err(reason) = encoder.encode(&values, &mut self.batch.data) {
+                self.batch.data.truncate(before);
+                errors = format!("_line: {reason}");
+            }
+        }
+        drop(values);
         if !errors.is_empty() {
-            drop(values);
             return self.reject(Rejected {
                 line,
                 fields,
@@ -343,15 +330,14 @@ impl<'a> State<'a> {
                 errors,
             });
         }
-        if self.settings.copy {
-            push_copy_row(&mut self.copy, values.iter().map(|v| v.as_deref()));
-        } else {
-            self.values
-                .push(values.into_iter().map(|v| v.map(Cow::into_owned)).collect());
-        }
-        self.batch_rows += 1;
+        push_fields(&mut self.batch.raw, &fields);
+        self.batch.rows.push(BatchRow {
+            line,
+            end: self.batch.data.len(),
+            raw_end: self.batch.raw.len(),
+        });
         self.passed += 1;
-        if self.copy.len() >= COPY_BATCH_BYTES || self.values.len() >= VALUES_BATCH_ROWS {
+        if self.batch.data.len() >= BATCH_BYTES || self.batch.rows.len() >= BATCH_ROWS {
             self.flush_batch()?;
         }
         Ok(())
@@ -363,62 +349,47 @@ impl<'a> State<'a> {
         if self.rejects.len() >= REJECTS_BATCH {
             self.flush_rejects();
         }
-        if self.rejected > self.settings.max_errors {
-            return Err(producer_error(
-                "too_many_errors",
-                format!(
-                    "more than {} rows were rejected (max_errors); nothing was loaded",
-                    self.settings.max_errors
-                ),
-                false,
-            ));
-        }
-        Ok(())
+        self.outputs.rejects.add(1)
     }
 
     fn flush_batch(&mut self) -> Result<(), LoadError> {
-        if self.batch_rows == 0 {
+        if self.batch.rows.is_empty() {
             return Ok(());
         }
-        let batch = if self.settings.copy {
-            Batch::Copy {
-                data: std::mem::replace(&mut self.copy, Vec::with_capacity(COPY_BATCH_BYTES * 2)),
-                rows: self.batch_rows,
-            }
-        } else {
-            Batch::Values {
-                rows: std::mem::take(&mut self.values),
-            }
-        };
-        self.batch_rows = 0;
+        let batch = std::mem::replace(&mut self.batch, new_batch());
         // The loader hung up: it failed or stopped and reports why itself.
         self.outputs
             .batches
-            .blocking_send(Ok(batch))
+            .blocking_send(Ok(Some(batch)))
             .map_err(|_| LoadError::Stopped)
     }
 
     fn flush_rejects(&mut self) {
-        if !self.rejects.is_empty() {
-            let _ = self
-                .outputs
-                .rejects
-                .blocking_send(std::mem::take(&mut self.rejects));
-        }
+        self.outputs
+            .rejects
+            .blocking_send(std::mem::take(&mut self.rejects));
     }
 
     fn report_progress(&self) {
         let (rows, rejected, bytes) = (
             self.passed + self.rejected,
-            self.rejected,
+            self.outputs.rejects.count(),
             self.bytes.load(Ordering::Relaxed),
         );
         self.outputs.progress.send_modify(|p| {
             p.rows = rows;
             p.bytes = bytes;
             p.rows_rejected = Some(rejected);
-            p.rows_inserted = Some(rows - rejected);
+            p.rows_inserted = Some(rows.saturating_sub(rejected));
         });
+    }
+}
+
+fn new_batch() -> Batch {
+    Batch {
+        data: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
+        raw: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
+        rows: Vec::with_capacity(1024),
     }
 }
 
@@ -476,7 +447,7 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-fn read(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
     loop {
         match input.read(buf) {
             Ok(n) => return Ok(n),

@@ -1,5 +1,5 @@
 //! The extra rules an import spec may give a column (`columns` in SPEC §4.1), as the client
-//! wrote them. [`ColumnRule::build`](super::ColumnRule::build) checks them against the column.
+//! wrote them. `pipeline::validate::ColumnRule::build` checks them against the column's type.
 
 use serde::Deserialize;
 

@@ -1,0 +1,302 @@
+//! Finding the rows the database would refuse, with set queries over a temporary table of the
+//! rows (`ferry_rows`: the table's columns without NOT NULL, plus `ferry_line`), rather than row
+//! by row. Each bad row goes into `ferry_bad (line, reason)` with the constraint's name and the
+//! database's own wording:
+//!
+//! | constraint | query | reason |
+//! |---|---|---|
+//! | NOT NULL | `col IS NULL` | `constraint t_col_not_null: null value in column "col" of relation "t" violates not-null constraint` |
+//! | CHECK | `(expr) IS FALSE` | `constraint t_qty_check: new row for relation "t" violates check constraint "t_qty_check"` |
+//! | FOREIGN KEY | no parent (`NOT EXISTS`) | `constraint t_customer_fkey: Key (customer)=(99) is not present in table "customers"` |
+//! | PRIMARY KEY, UNIQUE (and unique indexes) | the key is in the table | `constraint t_pkey: Key (id)=(42) already exists` |
+//! | the same, within the file | an earlier row has the key | `constraint t_pkey: Key (id)=(42) already exists (line 7)` |
+//!
+//! Row checks come first; keys are judged only among the rows that passed them, one constraint
+//! after the other, so a row whose earlier twin was rejected is judged on its own. In `upsert`
+//! the key is not a violation (the last row of a key wins) and a row that updates itself does
+//! not collide with itself. A key with a column the file does not fill (an identity, a serial)
+//! is not checked here: only the table gives it its value. What no query here foresees — an exclusion constraint, a trigger, a
+//! key another session inserted meanwhile — the loader finds by probing (`settle`).
+
+use crate::domain::import::Mode;
+use crate::pipeline::loaders::schema::quote_ident;
+use crate::pipeline::loaders::{LoadError, LoadPlan};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
+
+/// One constraint of the target table, as the catalogue describes it.
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// What a constraint demands.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// `CHECK (expression)`.
+    Check(String),
+    /// A primary key, unique constraint or plain unique index on these columns.
+    Unique(Vec<String>),
+    /// These columns must match `columns` of `table` (MATCH SIMPLE: a NULL passes).
+    ForeignKey {
+        columns: Vec<String>,
+        table: String,
+        parent: Vec<String>,
+    },
+}
+
+/// The target's checkable constraints: CHECK, FOREIGN KEY, PRIMARY KEY, UNIQUE and unique
+/// indexes on plain columns without a predicate.
+pub async fn catalogue(conn: &mut PgConnection, table: &str) -> Result<Vec<Constraint>, LoadError> {
+    let rows = sqlx::query(
+        "SELECT c.conname::text, c.contype::text, pg_get_expr(c.conbin, c.conrelid),
+            ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
+                  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
+            c.confrelid::regclass::text,
+            ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
+                  JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)
+         FROM pg_constraint c
+         WHERE c.conrelid = $1::regclass AND c.contype IN ('c', 'f', 'p', 'u')
+         UNION ALL
+         SELECT i.indexrelid::regclass::text, 'u', NULL,
+            ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o)
+                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
+            NULL, NULL
+         FROM pg_index i
+         WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL
+           AND NOT 0 = ANY (i.indkey::int2[])
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+         ORDER BY 2, 1",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut constraints = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.try_get(0)?;
+        let kind = match row.try_get::<String, _>(1)?.as_str() {
+            "c" => Kind::Check(row.try_get::<Option<String>, _>(2)?.unwrap_or_default()),
+            "f" => Kind::ForeignKey {
+                columns: row.try_get(3)?,
+                table: row.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                parent: row
+                    .try_get::<Option<Vec<String>>, _>(5)?
+                    .unwrap_or_default(),
+            },
+            _ => Kind::Unique(row.try_get(3)?),
+        };
+        constraints.push(Constraint { name, kind });
+    }
+    Ok(constraints)
+}
+
+/// What the queries need to know besides the constraints.
+pub struct Scope<'a> {
+    pub plan: &'a LoadPlan,
+    /// The table's columns that are NOT NULL.
+    pub not_null: Vec<String>,
+    /// Whether rows already in the table count (not for `replace`, which empties it).
+    pub against_table: bool,
+}
+
+const NOT_BAD: &str = "NOT EXISTS (SELECT 1 FROM ferry_bad b WHERE b.line = r.ferry_line)";
+
+/// Fills `ferry_bad` with the rows of `ferry_rows` that break a constraint.
+pub async fn find(
+    conn: &mut PgConnection,
+    scope: &Scope<'_>,
+    constraints: &[Constraint],
+) -> Result<(), LoadError> {
+    let relation = scope.plan.table.table.replace('\'', "''");
+    for column in &scope.not_null {
+        let reason = format!(
+            "constraint {}_{}_not_null: null value in column \"{}\" of relation \"{relation}\" violates not-null constraint",
+            scope.plan.table.table, column, column
+        );
+        let condition = format!("r.{} IS NULL", quote_ident(column));
+        mark(conn, &literal(&reason), &condition).await?;
+    }
+    for constraint in constraints {
+        if let Kind::Check(expression) = &constraint.kind {
+            let reason = format!(
+                "constraint {0}: new row for relation \"{relation}\" violates check constraint \"{0}\"",
+                constraint.name
+            );
+            mark(conn, &literal(&reason), &format!("({expression}) IS FALSE")).await?;
+        }
+    }
+    for constraint in constraints {
+        if let Kind::ForeignKey {
+            columns,
+            table,
+            parent,
+        } = &constraint.kind
+        {
+            let (reason, condition) = orphan(scope, &constraint.name, columns, table, parent);
+            mark(conn, &reason, &condition).await?;
+        }
+    }
+    for constraint in constraints {
+        // A key with a column the file does not fill gets its value from the table's default
+        // (an identity, a sequence) only when inserted: the temporary table's values say
+        // nothing about it, so such a key is left to the database.
+        if let Kind::Unique(columns) = &constraint.kind
+            && columns.iter().all(|c| scope.plan.columns.contains(c))
+        {
+            duplicates(conn, scope, &constraint.name, columns).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts into `ferry_bad` every row not yet there that meets `condition`, with `reason` (an
+/// SQL expression).
+async fn mark(conn: &mut PgConnection, reason: &str, condition: &str) -> Result<(), LoadError> {
+    let sql = format!(
+        "INSERT INTO ferry_bad (line, reason) SELECT r.ferry_line, {reason} FROM ferry_rows r \
+         WHERE {NOT_BAD} AND ({condition})"
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The reason and condition of a foreign key without a parent row.
+fn orphan(
+    scope: &Scope<'_>,
+    name: &str,
+    columns: &[String],
+    table: &str,
+    parent: &[String],
+) -> (String, String) {
+    let present: Vec<String> = columns
+        .iter()
+        .map(|c| format!("r.{} IS NOT NULL", quote_ident(c)))
+        .collect();
+    let matches = |alias: &str| {
+        columns
+            .iter()
+            .zip(parent)
+            .map(|(c, p)| format!("{alias}.{} = r.{}", quote_ident(p), quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let mut condition = format!(
+        "{} AND NOT EXISTS (SELECT 1 FROM {table} p WHERE {})",
+        present.join(" AND "),
+        matches("p")
+    );
+    // A table that refers to itself may find the parent among the rows being loaded.
+    if table == scope.plan.table.qualified() || table == scope.plan.table.table {
+        condition.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM ferry_rows q WHERE {})",
+            matches("q")
+        ));
+    }
+    let reason = format!(
+        "{} || ') is not present in table \"{}\"'",
+        key_text(name, columns),
+        table.replace('\'', "''").replace('"', "")
+    );
+    (reason, condition)
+}
+
+/// `'constraint name: Key (a, b)=(' || a::text || ', ' || b::text` as SQL.
+fn key_text(name: &str, columns: &[String]) -> String {
+    let names = columns.join(", ");
+    let values = columns
+        .iter()
+        .map(|c| format!("coalesce(r.{}::text, 'null')", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(" || ', ' || ");
+    format!(
+        "{} || {values}",
+        literal(&format!("constraint {name}: Key ({names})=("))
+    )
+}
+
+/// Marks rows whose key is in the table already, then rows whose key an earlier row of the
+/// file has.
+async fn duplicates(
+    conn: &mut PgConnection,
+    scope: &Scope<'_>,
+    name: &str,
+    columns: &[String],
+) -> Result<(), LoadError> {
+    let plan = scope.plan;
+    let is_upsert_key = plan.mode == Mode::Upsert && same_set(columns, &plan.key);
+    if is_upsert_key {
+        return Ok(());
+    }
+    let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let present: Vec<String> = quoted
+        .iter()
+        .map(|c| format!("r.{c} IS NOT NULL"))
+        .collect();
+    let present = present.join(" AND ");
+    let equal = |alias: &str| {
+        quoted
+            .iter()
+            .map(|c| format!("{alias}.{c} = r.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    // In an upsert, a row that meets its own key in the table updates it, so that row does not
+    // collide with it; and only the last row of each key is written.
+    let (not_itself, last_of_key) = if plan.mode == Mode::Upsert {
+        let key: Vec<String> = plan.key.iter().map(|c| quote_ident(c)).collect();
+        let same = |alias: &str| {
+            key.iter()
+                .map(|c| format!("{alias}.{c} = r.{c}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        (
+            format!(" AND NOT ({})", same("t")),
+            format!(
+                " AND NOT EXISTS (SELECT 1 FROM ferry_rows l WHERE {} AND l.ferry_line > r.ferry_line \
+                 AND NOT EXISTS (SELECT 1 FROM ferry_bad b WHERE b.line = l.ferry_line))",
+                same("l")
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    let exists = format!("{} || ') already exists'", key_text(name, columns));
+    if scope.against_table {
+        let condition = format!(
+            "{present}{last_of_key} AND EXISTS (SELECT 1 FROM {} t WHERE {}{not_itself})",
+            plan.table.qualified(),
+            equal("t")
+        );
+        mark(conn, &exists, &condition).await?;
+    }
+    let partition = quoted
+        .iter()
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO ferry_bad (line, reason)
+         SELECT s.ferry_line, s.reason || ' (line ' || s.first || ')' FROM (
+             SELECT r.ferry_line, {exists} AS reason,
+                    row_number() OVER w AS n, first_value(r.ferry_line) OVER w AS first
+             FROM ferry_rows r WHERE {NOT_BAD} AND {present}{last_of_key}
+             WINDOW w AS (PARTITION BY {partition} ORDER BY r.ferry_line)) s
+         WHERE s.n > 1"
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|c| b.contains(c))
+}
+
+/// A string as an SQL literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
