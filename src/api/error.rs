@@ -3,6 +3,7 @@
 
 use crate::auth::AuthError;
 use crate::domain::{FieldError, Invalid};
+use crate::storage::{LinkError, PutError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -37,6 +38,18 @@ pub enum ApiError {
     /// A dependency (metadata database, object store) is not answering.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A Ferry-signed link that is malformed, altered, or used for what it was not signed for.
+    #[error("{0}")]
+    LinkRefused(String),
+    /// A genuine Ferry-signed link past its expiry.
+    #[error("the link has expired; ask for a fresh one")]
+    LinkExpired,
+    /// The file a genuine link names is gone.
+    #[error("the file no longer exists")]
+    FileNotFound,
+    /// An upload's body stopped before its end.
+    #[error("{0}")]
+    UploadInterrupted(String),
     /// A dependency `/readyz` checks is not ready: which one and why, without secrets.
     #[error("{0}")]
     NotReady(String),
@@ -118,6 +131,14 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            Self::LinkRefused(_) => (StatusCode::FORBIDDEN, "invalid_link", "Invalid link"),
+            Self::LinkExpired => (StatusCode::FORBIDDEN, "link_expired", "Link expired"),
+            Self::FileNotFound => (StatusCode::NOT_FOUND, "file_not_found", "File not found"),
+            Self::UploadInterrupted(_) => (
+                StatusCode::BAD_REQUEST,
+                "upload_interrupted",
+                "Upload interrupted",
+            ),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready"),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -169,6 +190,26 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::NotServedHere => Self::NotFound,
+            LinkError::Invalid(why) => Self::LinkRefused(why.to_owned()),
+            LinkError::Expired => Self::LinkExpired,
+        }
+    }
+}
+
+impl From<PutError> for ApiError {
+    fn from(error: PutError) -> Self {
+        match error {
+            PutError::Interrupted(_) => Self::UploadInterrupted(error.to_string()),
+            PutError::TooLarge { .. } => Self::TooLarge(error.to_string()),
+            PutError::Store(cause) => Self::Unavailable(cause.into()),
+        }
     }
 }
 

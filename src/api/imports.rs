@@ -274,7 +274,8 @@ where
     let spec = checked(state, caller, &request, false).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
-    let size = stream_to_storage(state, &key, body).await?;
+    let max = state.settings.limits.max_upload.as_u64();
+    let size = state.storage.put_stream(&key, body, max).await?;
     let progress = stored(size);
     let job = match insert(
         state,
@@ -300,53 +301,6 @@ where
         axum::Json(render(state, &job).await),
     )
         .into_response())
-}
-
-/// Streams `body` into `key`, at most `limits.max_upload` bytes; aborts on any failure, so an
-/// interrupted or oversized upload leaves nothing behind.
-async fn stream_to_storage<S, E>(
-    state: &AppState,
-    key: &crate::storage::ObjectKey,
-    mut body: S,
-) -> Result<u64, ApiError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
-    E: std::fmt::Display,
-{
-    let max = state.settings.limits.max_upload.as_u64();
-    let mut upload = state.storage.begin_upload(key).await.map_err(unavailable)?;
-    let mut size = 0u64;
-    let failure = loop {
-        let chunk = match body.next().await {
-            None => break None,
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                break Some(ApiError::Malformed(format!(
-                    "the upload was interrupted: {e}"
-                )));
-            }
-        };
-        size += chunk.len() as u64;
-        crate::metrics::uploaded(chunk.len());
-        if size > max {
-            break Some(ApiError::TooLarge(format!(
-                "the file is larger than the maximum upload of {}",
-                state.settings.limits.max_upload
-            )));
-        }
-        if let Err(e) = upload.write(chunk).await {
-            break Some(unavailable(e));
-        }
-    };
-    match failure {
-        None => upload.finish().await.map_err(unavailable),
-        Some(error) => {
-            if let Err(abort) = upload.abort().await {
-                tracing::warn!(error = %abort, "aborting a failed upload failed");
-            }
-            Err(error)
-        }
-    }
 }
 
 /// Checks a spec completely before anything is stored: its own rules, that it is (or is not) a

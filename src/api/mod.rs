@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod exports;
+pub mod files;
 pub mod health;
 pub mod imports;
 pub mod jobs;
@@ -51,7 +52,7 @@ pub fn router(state: AppState) -> Router {
     let (router, document) = routes()
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
-        .merge(crate::storage::routes().with_state(storage))
+        .merge(files::routes().with_state(storage))
         .split_for_parts();
     let json = openapi::finish(document).to_json().unwrap_or_default();
     let router = router
@@ -81,6 +82,6 @@ fn routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document [`router`] serves, without starting anything.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut document = routes().into_openapi();
-    document.merge(crate::storage::routes().into_openapi());
+    document.merge(files::routes().into_openapi());
     openapi::finish(document)
 }

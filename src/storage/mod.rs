@@ -15,7 +15,8 @@ mod key;
 mod link_key;
 mod links;
 mod open;
-mod serve;
+mod put;
+mod redeem;
 mod stale;
 mod upload;
 
@@ -23,8 +24,10 @@ pub use disposition::{content_disposition, safe_filename};
 pub use error::StorageError;
 pub use explain::explain;
 pub use key::{ObjectKey, export_key, import_key};
+pub use links::content_type_header;
 pub use links::{MAX_LINK_TTL, SignedLink};
-pub use serve::{router, routes};
+pub use put::PutError;
+pub use redeem::{LinkError, LinkUse, Redeemed};
 pub use upload::Upload;
 
 use bytes::Bytes;

@@ -21,7 +21,12 @@ pub async fn fresh_postgres() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let name = format!("ferry_t_{created}_{}", uuid::Uuid::new_v4().simple());
+    // `scripts/test` names its run, and drops that run's databases when it ends.
+    let run = std::env::var("FERRY_TEST_RUN")
+        .ok()
+        .filter(|run| !run.is_empty() && run.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "adhoc".to_owned());
+    let name = format!("ferry_t_{created}_{run}_{}", uuid::Uuid::new_v4().simple());
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await

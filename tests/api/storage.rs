@@ -28,7 +28,7 @@ struct Backend {
 }
 
 enum Kind {
-    /// A temporary directory, with `storage::router` serving its links.
+    /// A temporary directory, with `api::files::router` serving its links.
     Local { dir: PathBuf },
     /// A uuid prefix in the test bucket.
     S3 { prefix: String },
@@ -60,7 +60,7 @@ impl Backend {
             ..Settings::default()
         };
         let storage = Storage::from_settings(&settings).unwrap();
-        let app = axum::Router::from(ferry::storage::router::<()>(storage.clone()));
+        let app = axum::Router::from(ferry::api::files::router::<()>(storage.clone()));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             storage,
@@ -554,7 +554,7 @@ async fn the_file_router_serves_nothing_when_files_are_in_s3() {
     let backend = Backend::s3();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = axum::Router::from(ferry::storage::router::<()>(backend.storage.clone()));
+    let app = axum::Router::from(ferry::api::files::router::<()>(backend.storage.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let url = format!("http://{addr}/files/exports/acme/1/x.csv?expires=1&sig=00");
@@ -589,7 +589,7 @@ async fn a_local_link_survives_a_restart_with_the_same_data_directory() {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::Router::from(ferry::storage::router::<()>(restarted)),
+            axum::Router::from(ferry::api::files::router::<()>(restarted)),
         )
         .await
     });
