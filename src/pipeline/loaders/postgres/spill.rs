@@ -1,7 +1,9 @@
 //! The rows of the chunk being loaded, kept on local disk so that a chunk the database refuses
 //! can be loaded again (into a temporary table, to find the bad rows) and its bad rows reported
 //! with the file's own fields — without holding a chunk, which may be hundreds of megabytes, in
-//! memory. The file lives in the system's temporary directory and is removed when dropped.
+//! memory. The file is created in the system's temporary directory and its name removed at
+//! once, so nothing is left behind even when the process is killed; it lives as long as its
+//! handle.
 //!
 //! Batches are written as they came: a head (`u64` row count, `u64` data length, `u64` raw
 //! length, little-endian), the rows (`u64` line, `u64` data end, `u64` raw end each), then the
@@ -9,7 +11,6 @@
 
 use crate::pipeline::loaders::{Batch, BatchRow};
 use std::io::SeekFrom;
-use std::path::PathBuf;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
 
@@ -20,7 +21,6 @@ const MAX_BATCH_BYTES: u64 = 1 << 30;
 
 /// A chunk's rows on disk.
 pub struct Spill {
-    path: PathBuf,
     file: BufWriter<File>,
     batches: u64,
     /// Rows written since the last [`Spill::clear`].
@@ -37,8 +37,8 @@ impl Spill {
             .create_new(true)
             .open(&path)
             .await?;
+        tokio::fs::remove_file(&path).await?;
         Ok(Self {
-            path,
             file: BufWriter::with_capacity(BUFFER, file),
             batches: 0,
             rows: 0,
@@ -74,22 +74,16 @@ impl Spill {
         Ok(())
     }
 
-    /// Reads the batches back from the start.
+    /// Reads the batches back from the start. The reader shares the file's position: write
+    /// again only after [`Spill::clear`].
     pub async fn reader(&mut self) -> std::io::Result<SpillReader> {
         self.file.flush().await?;
-        let file = File::open(&self.path).await?;
+        let mut file = self.file.get_ref().try_clone().await?;
+        file.seek(SeekFrom::Start(0)).await?;
         Ok(SpillReader {
             file: BufReader::with_capacity(BUFFER, file),
             left: self.batches,
         })
-    }
-}
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        if let Err(error) = std::fs::remove_file(&self.path) {
-            tracing::warn!(error = %error, path = %self.path.display(), "could not remove a spill file");
-        }
     }
 }
 
