@@ -7,6 +7,7 @@ pub mod export;
 pub mod loaders;
 pub mod records;
 pub mod sources;
+pub mod types;
 pub mod validate;
 
 /// One row: values in column order. Sources that know types give numbers, booleans and

@@ -8,6 +8,7 @@ mod conformance;
 mod discovery;
 mod exports;
 mod faults;
+mod formats;
 mod helpers;
 mod imports;
 mod logs;
