@@ -12,14 +12,13 @@
 //! flight and what the encoder keeps (a Parquet row group, capped in bytes), whatever the size
 //! of the file; when the sink waits, both channels fill and the source stops reading.
 
+use super::codecs::gzip::GzipConfig;
 use super::codecs::zip::ZipConfig;
 use super::codecs::{self, EncoderOptions, Out};
 use super::sources::{Chunk, ChunkReceiver, Opened, SourceError};
 use super::types::Mismatch;
 use crate::domain::Encoding;
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
@@ -33,11 +32,9 @@ use tokio_util::sync::CancellationToken;
 pub const FLUSH_BYTES: usize = 256 * 1024;
 /// Chunks of [`FLUSH_BYTES`] in flight between the encoding thread and the sink.
 const BYTE_CHUNKS: usize = 2;
-/// gzip level of `csv.gz`/`jsonl.gz` and of a bundle's text entries when the export names
-/// none. zlib-rs's level 1 is a faster, weaker strategy than `gzip -1`'s (its files were 28 %
-/// larger); level 2 writes files a little smaller than `gzip -1` and still outruns it
-/// (docs/benchmarks.md).
-pub const DEFAULT_GZIP_LEVEL: u32 = 2;
+/// gzip level of `csv.gz`/`jsonl.gz` and deflate level of a bundle's text entries when the
+/// export names none (see [`super::codecs::gzip`] for why 2).
+pub const DEFAULT_GZIP_LEVEL: u32 = super::codecs::gzip::DEFAULT_LEVEL;
 
 /// Where the file's bytes go.
 #[async_trait::async_trait]
@@ -282,9 +279,9 @@ fn write_file(
 ) -> Result<u64, PipelineError> {
     match output.gzip {
         Some(level) => {
-            let mut gz = GzEncoder::new(out, Compression::new(level));
+            let mut gz = GzipConfig { level }.build(out)?;
             let rows = encode(feed, opened, output, &mut gz)?;
-            gz.try_finish()?;
+            gz.finish()?;
             Ok(rows)
         }
         None => encode(feed, opened, output, out),

@@ -8,6 +8,7 @@
 //! pass a `Vec<u8>`.
 
 pub mod csv;
+pub mod gzip;
 pub mod jsonl;
 pub mod parquet;
 pub mod xlsx;

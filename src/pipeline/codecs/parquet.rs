@@ -21,16 +21,17 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::Value;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
 /// zstd level 3: zstd's own default, a good size for its speed.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-/// Row groups close at this encoded size (16 MiB): large enough for efficient reads, small
-/// enough that an export's memory stays well under 128 MiB.
-pub const MAX_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+/// Row groups close at this encoded size (8 MiB): large enough for efficient reads, small
+/// enough that an export's memory stays well under 128 MiB (a closed group is held once more
+/// while it is written out).
+pub const MAX_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// How to write Parquet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,8 @@ impl Encoder for ParquetEncoder {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_bytes(Some(self.config.max_row_group_bytes))
+            // Min/max per column chunk, not per page: what readers prune by, at less cost.
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_created_by(format!("ferry {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer =
