@@ -84,7 +84,13 @@ fn spec_part(json: &[u8]) {
     let Ok(spec) = request.parse("2026-11-23") else {
         return;
     };
-    match spec.source {
+    for part in spec.parts {
+        source(part.source);
+    }
+}
+
+fn source(source: Source) {
+    match source {
         Source::Generate(spec) => generate(spec),
         Source::Sql {
             query,

@@ -8,9 +8,8 @@ use super::jobs::{self, JobPath};
 use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
 use super::view::{JobEvent, JobView, download_link, render};
 use crate::auth::Caller;
-use crate::domain::{
-    ExportRequest, ExportSpec, Invalid, JobId, JobKind, JobState, Progress, Source,
-};
+use crate::domain::export::Part;
+use crate::domain::{ExportRequest, Invalid, JobId, JobKind, JobState, Progress, Source};
 use crate::jobs::sources::{Resolved, check, resolve};
 use crate::pipeline::sources::SourceError;
 use crate::queue::{Inserted, NewJob};
@@ -85,8 +84,11 @@ async fn create(
     super::limits::admit(&state, &caller).await?;
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let spec = request.parse(&today)?;
-    usable_source(&state, &caller, &spec)?;
-    let resolved = resolve(&state.settings, &spec)?;
+    let mut resolved = Vec::with_capacity(spec.parts.len());
+    for part in &spec.parts {
+        usable_source(&state, &caller, part)?;
+        resolved.push(resolve(&state.settings, part)?);
+    }
     let webhook_url = request
         .notify
         .as_ref()
@@ -94,10 +96,14 @@ async fn create(
     super::callbacks::check(&state.settings.webhooks, webhook_url, "notify.webhook_url").await?;
     let email = request.notify.as_ref().and_then(|n| n.email.as_deref());
     super::callbacks::check_email(state.settings.email.as_ref(), email, "notify.email")?;
-    if let Err(SourceError::Permanent { message, .. }) = check(&resolved).await {
-        return Err(
-            Invalid::field("source.query", format!("the query cannot run: {message}")).into(),
-        );
+    for (part, resolved) in spec.parts.iter().zip(&resolved) {
+        if let Err(SourceError::Permanent { message, .. }) = check(resolved).await {
+            return Err(Invalid::field(
+                format!("{}.query", part.field),
+                format!("the query cannot run: {message}"),
+            )
+            .into());
+        }
     }
     let idempotency = idempotency_key(&headers)?.map(|key| {
         let canonical = serde_json::to_vec(&request).unwrap_or_default();
@@ -203,25 +209,29 @@ jobs::operations! {
     retry: ("/v1/exports/{id}/retry", "retry_export", "Runs a failed or cancelled export again."),
 }
 
-/// A new export's progress: the generator's row count is known before it starts.
-fn initial_progress(resolved: &Resolved) -> Progress {
-    match resolved {
-        Resolved::Generate(spec) => Progress {
-            total_rows_estimate: Some(spec.rows),
-            ..Progress::default()
-        },
-        _ => Progress::default(),
+/// A new export's progress: the generator's row count is known before it starts (a bundle's
+/// total when every file is generated).
+fn initial_progress(resolved: &[Resolved]) -> Progress {
+    let total = resolved
+        .iter()
+        .try_fold(0u64, |sum, resolved| match resolved {
+            Resolved::Generate(spec) => Some(sum.saturating_add(spec.rows)),
+            _ => None,
+        });
+    Progress {
+        total_rows_estimate: total,
+        ..Progress::default()
     }
 }
 
 /// Refuses a source on a connection the caller may not use, with the answer an unknown
 /// connection or template gets.
-fn usable_source(state: &AppState, caller: &Caller, spec: &ExportSpec) -> Result<(), Invalid> {
+fn usable_source(state: &AppState, caller: &Caller, part: &Part) -> Result<(), Invalid> {
     let settings = &state.settings;
-    match &spec.source {
+    match &part.source {
         Source::Sql { connection, .. } if !allowed(settings, caller, connection) => {
             Err(Invalid::field(
-                "source.connection",
+                format!("{}.connection", part.field),
                 format!("unknown connection {connection:?}"),
             ))
         }
@@ -232,7 +242,7 @@ fn usable_source(state: &AppState, caller: &Caller, spec: &ExportSpec) -> Result
                 .is_some_and(|t| !allowed(settings, caller, &t.connection)) =>
         {
             Err(Invalid::field(
-                "source.template",
+                format!("{}.template", part.field),
                 format!("unknown template {template:?}"),
             ))
         }

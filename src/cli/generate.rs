@@ -3,7 +3,7 @@
 use crate::domain::export::RawGenerateSource;
 use crate::domain::{ExportRequest, Format, Source};
 use crate::pipeline::codecs::EncoderOptions;
-use crate::pipeline::export::{ByteSink, Output, SinkError, run};
+use crate::pipeline::export::{ByteSink, DEFAULT_GZIP_LEVEL, Output, SinkError, run};
 use crate::pipeline::sources::open_generator;
 use anyhow::Context;
 use bytes::Bytes;
@@ -27,7 +27,7 @@ pub struct Args {
     /// A JSON file with the columns as in the API's generate source (for kind options).
     #[arg(long, conflicts_with = "columns")]
     pub columns_file: Option<PathBuf>,
-    /// csv, csv.gz, jsonl or jsonl.gz.
+    /// csv, csv.gz, jsonl, jsonl.gz, parquet or xlsx.
     #[arg(long, default_value = "csv")]
     pub format: String,
     /// Where to write; `-` for standard output.
@@ -57,28 +57,29 @@ pub async fn execute(
         .map_err(|_| anyhow::anyhow!("unknown format {:?}", args.format))?;
     let request = ExportRequest {
         name: None,
-        source: crate::domain::export::RawSource::Generate(RawGenerateSource(serde_json::json!({
-            "rows": args.rows, "seed": args.seed, "columns": columns,
-        }))),
+        source: Some(crate::domain::export::RawSource::Generate(
+            RawGenerateSource(serde_json::json!({
+                "rows": args.rows, "seed": args.seed, "columns": columns,
+            })),
+        )),
         format,
+        files: Vec::new(),
+        compression: None,
         csv: None,
         notify: None,
         share_with: vec![],
     };
     let spec = request.parse("local")?;
-    let Source::Generate(generate) = spec.source else {
+    let Some(Source::Generate(generate)) = spec.parts.into_iter().next().map(|p| p.source) else {
         anyhow::bail!("not a generate source")
     };
     let encoding = format
         .encoding()
-        .context("this format cannot be written yet")?;
+        .context("ferry generate writes one file: not a zip bundle")?;
     let output = Output {
         encoding,
-        options: EncoderOptions {
-            delimiter: b',',
-            header: true,
-        },
-        gzip: format.is_gzip(),
+        options: EncoderOptions::default(),
+        gzip: format.is_gzip().then_some(DEFAULT_GZIP_LEVEL),
     };
     let mut sink = WriterSink(out);
     let written = run(

@@ -18,12 +18,15 @@ pub enum Format {
     /// JSON lines, gzip-compressed.
     #[serde(rename = "jsonl.gz")]
     JsonlGz,
-    /// Apache Parquet (not built yet: refused with a clear error).
+    /// Apache Parquet: typed columns, zstd-compressed.
     #[serde(rename = "parquet")]
     Parquet,
-    /// Excel workbook (not built yet: refused with a clear error).
+    /// Excel workbook: typed cells, a bold header, a new sheet every 1,048,575 rows.
     #[serde(rename = "xlsx")]
     Xlsx,
+    /// A bundle: several files (`files`), each in its own format, in one zip.
+    #[serde(rename = "zip")]
+    Zip,
 }
 
 /// The encoding of rows into bytes, before any compression.
@@ -33,6 +36,10 @@ pub enum Encoding {
     Csv,
     /// See [`Format::Jsonl`].
     Jsonl,
+    /// See [`Format::Parquet`].
+    Parquet,
+    /// See [`Format::Xlsx`].
+    Xlsx,
 }
 
 impl Format {
@@ -45,16 +52,24 @@ impl Format {
             Self::JsonlGz => "jsonl.gz",
             Self::Parquet => "parquet",
             Self::Xlsx => "xlsx",
+            Self::Zip => "zip",
         }
     }
 
-    /// The encoding, or `None` for a format this build cannot write yet.
+    /// The encoding of a single file's rows; `None` for a bundle, whose entries have theirs.
     pub fn encoding(self) -> Option<Encoding> {
         match self {
             Self::Csv | Self::CsvGz => Some(Encoding::Csv),
             Self::Jsonl | Self::JsonlGz => Some(Encoding::Jsonl),
-            Self::Parquet | Self::Xlsx => None,
+            Self::Parquet => Some(Encoding::Parquet),
+            Self::Xlsx => Some(Encoding::Xlsx),
+            Self::Zip => None,
         }
+    }
+
+    /// Whether the file is compressed already (so a zip stores it rather than deflating it).
+    pub fn is_compressed(self) -> bool {
+        !matches!(self, Self::Csv | Self::Jsonl)
     }
 
     /// Whether the encoded bytes are gzip-compressed.
@@ -71,6 +86,7 @@ impl Format {
             Self::CsvGz | Self::JsonlGz => "application/gzip",
             Self::Parquet => "application/vnd.apache.parquet",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Zip => "application/zip",
         }
     }
 }

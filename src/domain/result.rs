@@ -33,6 +33,22 @@ pub struct ExportedFile {
     pub content_type: String,
     /// The name it is downloaded as.
     pub filename: String,
+    /// A bundle's files (`zip`), in order; absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<BundleEntry>,
+}
+
+/// One file of a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BundleEntry {
+    /// Its name in the zip (`users.csv`).
+    pub name: String,
+    /// Its format.
+    pub format: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Its size unzipped.
+    pub bytes: u64,
 }
 
 /// The result of a succeeded import.

@@ -35,6 +35,12 @@ pub fn from_pipeline(error: PipelineError) -> JobFailure {
             JobFailure::retryable("storage_unavailable", error.message)
         }
         PipelineError::Sink(error) => JobFailure::fatal("storage_failed", error.message),
+        PipelineError::InvalidValue(message) => JobFailure::fatal("invalid_value", message),
+        PipelineError::Encode {
+            transient: true,
+            message,
+        } => JobFailure::retryable("encoding_failed", message),
+        PipelineError::Encode { message, .. } => JobFailure::fatal("encoding_failed", message),
         PipelineError::Stopped => JobFailure::Stopped,
     }
 }

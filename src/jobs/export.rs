@@ -3,11 +3,18 @@
 //! aborts whatever an attempt that died (SIGKILL) left behind, from the job's checkpoint.
 
 use super::error::{from_pipeline, from_source, from_storage, invalid_spec};
-use super::sources::{open, resolve};
+use super::sources::{Resolved, open, resolve};
 use crate::config::Settings;
-use crate::domain::{ExportRequest, ExportResult, ExportedFile, Job, names};
+use crate::domain::export::Part;
+use crate::domain::result::BundleEntry;
+use crate::domain::{
+    Encoding, ExportRequest, ExportResult, ExportSpec, ExportedFile, Format, Job, names,
+};
 use crate::pipeline::codecs::EncoderOptions;
-use crate::pipeline::export::{ByteSink, Output, SinkError, run};
+use crate::pipeline::export::{
+    ByteSink, DEFAULT_GZIP_LEVEL, Entry, Opener, Output, SinkError, run, run_bundle,
+};
+use crate::pipeline::sources::{Opened, SourceError};
 use crate::queue::{Handler, JobContext, JobFailure};
 use crate::storage::{ObjectKey, Storage, Upload, export_key};
 use bytes::Bytes;
@@ -46,7 +53,12 @@ impl Handler for ExportHandler {
             serde_json::from_value(job.spec.clone()).map_err(invalid_spec)?;
         let today = job.created_at.date().to_string();
         let spec = request.parse(&today).map_err(invalid_spec)?;
-        let resolved = resolve(&self.settings, &spec).map_err(invalid_spec)?;
+        let resolved = spec
+            .parts
+            .iter()
+            .map(|part| resolve(&self.settings, part))
+            .collect::<Result<Vec<Resolved>, _>>()
+            .map_err(invalid_spec)?;
         let (key, filename) = file_of(&job, spec.format.as_str());
         let stale = job
             .checkpoint
@@ -57,14 +69,8 @@ impl Handler for ExportHandler {
             .abort_stale_upload(&key, stale)
             .await
             .map_err(from_storage)?;
-
-        let encoding = spec.format.encoding().ok_or_else(|| {
-            JobFailure::fatal("unsupported_format", "this format cannot be written yet")
-        })?;
-        let opened = open(resolved, encoding, spec.delimiter, spec.header)
-            .await
-            .map_err(from_source)?;
-        ctx.update_progress(|p| p.total_rows_estimate = opened.estimate);
+        let (work, estimate) = Plan::new(&self.settings, &spec, resolved)?.start().await?;
+        ctx.update_progress(|p| p.total_rows_estimate = estimate);
 
         let mut upload = self
             .storage
@@ -74,28 +80,20 @@ impl Handler for ExportHandler {
         if let Some(id) = upload.upload_id() {
             ctx.save_checkpoint(&json!({ "upload_id": id })).await?;
         }
-        let output = Output {
-            encoding,
-            options: EncoderOptions {
-                delimiter: spec.delimiter,
-                header: spec.header,
-            },
-            gzip: spec.format.is_gzip(),
-        };
         let progress = ctx.progress.clone();
-        let outcome = run(
-            opened,
-            &output,
-            &mut UploadSink(&mut upload),
-            &ctx.stop,
-            move |rows, bytes| {
-                progress.send_modify(|p| {
-                    p.rows = rows;
-                    p.bytes = bytes;
-                });
-            },
-        )
-        .await;
+        let report = move |rows, bytes| {
+            progress.send_modify(|p| {
+                p.rows = rows;
+                p.bytes = bytes;
+            });
+        };
+        let mut sink = UploadSink(&mut upload);
+        let outcome = match work {
+            Work::File(opened, output) => run(opened, &output, &mut sink, &ctx.stop, report).await,
+            Work::Bundle(entries, opener, level) => {
+                run_bundle(entries, opener, level, &mut sink, &ctx.stop, report).await
+            }
+        };
         let written = match outcome {
             Ok(written) => written,
             Err(error) => {
@@ -107,6 +105,17 @@ impl Handler for ExportHandler {
         };
         let size = upload.finish().await.map_err(from_storage)?;
         tracing::info!(rows = written.rows, bytes = size, key = %key, "export file stored");
+        let entries = written
+            .entries
+            .iter()
+            .zip(&spec.parts)
+            .map(|(entry, part)| BundleEntry {
+                name: entry.name.clone(),
+                format: part.format.as_str().to_owned(),
+                rows: entry.rows,
+                bytes: entry.bytes,
+            })
+            .collect();
         let result = ExportResult {
             file: ExportedFile {
                 key: key.to_string(),
@@ -116,12 +125,148 @@ impl Handler for ExportHandler {
                 sha256: written.sha256,
                 content_type: spec.format.content_type().to_owned(),
                 filename,
+                entries,
             },
             download_url: None,
             download_url_expires_at: None,
         };
         Ok(serde_json::to_value(result).unwrap_or(Value::Null))
     }
+}
+
+/// What the pipeline is to write: one file from one source, or a bundle.
+enum Plan {
+    File {
+        resolved: Resolved,
+        part: PartPlan,
+        output: Output,
+    },
+    Bundle {
+        parts: Vec<(Resolved, PartPlan)>,
+        entries: Vec<Entry>,
+        level: u32,
+    },
+}
+
+/// How a part's source is opened.
+#[derive(Debug, Clone, Copy)]
+struct PartPlan {
+    encoding: Encoding,
+    delimiter: u8,
+    header: bool,
+}
+
+impl Plan {
+    fn new(
+        settings: &Settings,
+        spec: &ExportSpec,
+        resolved: Vec<Resolved>,
+    ) -> Result<Self, JobFailure> {
+        let level = spec.level.unwrap_or(DEFAULT_GZIP_LEVEL);
+        let output = |part: &Part| -> Result<(PartPlan, Output), JobFailure> {
+            let encoding = part.format.encoding().ok_or_else(|| {
+                JobFailure::fatal("invalid_spec", "a bundle cannot hold a bundle")
+            })?;
+            let options = EncoderOptions {
+                delimiter: part.delimiter,
+                header: part.header,
+                temp_dir: settings.data_dir.clone(),
+                zstd_level: spec.level.and_then(|l| i32::try_from(l).ok()),
+            };
+            let plan = PartPlan {
+                encoding,
+                delimiter: part.delimiter,
+                header: part.header,
+            };
+            let gzip = part.format.is_gzip().then_some(level);
+            Ok((
+                plan,
+                Output {
+                    encoding,
+                    options,
+                    gzip,
+                },
+            ))
+        };
+        if spec.format != Format::Zip {
+            let (Some(part), Some(resolved)) = (spec.parts.first(), resolved.into_iter().next())
+            else {
+                return Err(JobFailure::fatal(
+                    "invalid_spec",
+                    "the export has no source",
+                ));
+            };
+            let (part, output) = output(part)?;
+            return Ok(Self::File {
+                resolved,
+                part,
+                output,
+            });
+        }
+        let mut parts = Vec::with_capacity(resolved.len());
+        let mut entries = Vec::with_capacity(resolved.len());
+        for (part, resolved) in spec.parts.iter().zip(resolved) {
+            let (plan, output) = output(part)?;
+            entries.push(Entry {
+                file_name: part.file_name(),
+                output,
+                compressed: part.format.is_compressed(),
+            });
+            parts.push((resolved, plan));
+        }
+        Ok(Self::Bundle {
+            parts,
+            entries,
+            level,
+        })
+    }
+
+    /// Opens the file's source (a bundle opens each in turn as it writes), and gives the row
+    /// estimate: the source's, or a bundle's total when every file knows its count.
+    async fn start(self) -> Result<(Work, Option<u64>), JobFailure> {
+        match self {
+            Self::File {
+                resolved,
+                part,
+                output,
+            } => {
+                let opened = open(resolved, part.encoding, part.delimiter, part.header)
+                    .await
+                    .map_err(from_source)?;
+                let estimate = opened.estimate;
+                Ok((Work::File(opened, output), estimate))
+            }
+            Self::Bundle {
+                parts,
+                entries,
+                level,
+            } => {
+                let estimate = parts
+                    .iter()
+                    .try_fold(0u64, |sum, (resolved, _)| match resolved {
+                        Resolved::Generate(spec) => Some(sum.saturating_add(spec.rows)),
+                        _ => None,
+                    });
+                let opener: Opener = Box::new(move |i| {
+                    let part = parts.get(i).cloned();
+                    Box::pin(async move {
+                        let (resolved, plan) = part.ok_or_else(|| SourceError::Permanent {
+                            code: "invalid_spec",
+                            message: format!("the bundle has no file {i}"),
+                        })?;
+                        open(resolved, plan.encoding, plan.delimiter, plan.header).await
+                    })
+                });
+                Ok((Work::Bundle(entries, opener, level), estimate))
+            }
+        }
+    }
+}
+
+/// A plan under way: a file's open source, or a bundle's entries and their opener.
+enum Work {
+    File(Opened, Output),
+    Bundle(Vec<Entry>, Opener, u32),
 }
 
 /// The upload as the pipeline's byte sink.

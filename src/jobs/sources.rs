@@ -2,9 +2,10 @@
 //! parameters. Pure checks come first ([`resolve`]); opening happens in the worker ([`open`]).
 
 use crate::config::{ParamType, Settings, is_postgres};
+use crate::domain::export::Part;
 use crate::domain::generate::GenerateSpec;
 use crate::domain::invalid::{Collector, Invalid};
-use crate::domain::{Encoding, ExportSpec, Source};
+use crate::domain::{Encoding, Source};
 use crate::pipeline::sources::params::{self, Param};
 use crate::pipeline::sources::postgres::{self, PgQuery};
 use crate::pipeline::sources::{self, Opened, SourceError};
@@ -30,10 +31,11 @@ pub enum Resolved {
     Generate(GenerateSpec),
 }
 
-/// Checks the source of `spec` against `settings`: the connection exists and allows SQL, the
-/// template exists, parameters fit their types.
-pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Invalid> {
-    match &spec.source {
+/// Checks the source of `part` against `settings`: the connection exists and allows SQL, the
+/// template exists, parameters fit their types. Errors name fields under `part.field`.
+pub fn resolve(settings: &Settings, part: &Part) -> Result<Resolved, Invalid> {
+    let at = &part.field;
+    match &part.source {
         Source::Generate(generate) => Ok(Resolved::Generate(generate.clone())),
         Source::Sql {
             connection,
@@ -42,13 +44,13 @@ pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Inval
         } => {
             let found = settings.connection(connection).ok_or_else(|| {
                 Invalid::field(
-                    "source.connection",
+                    format!("{at}.connection"),
                     format!("unknown connection {connection:?}"),
                 )
             })?;
             if !found.allow_sql {
                 return Err(Invalid::field(
-                    "source.connection",
+                    format!("{at}.connection"),
                     format!("connection {connection:?} does not allow SQL exports; use a template"),
                 ));
             }
@@ -57,7 +59,7 @@ pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Inval
                 .iter()
                 .enumerate()
                 .filter_map(|(i, value)| {
-                    params::untyped(value, &format!("source.params[{i}]"))
+                    params::untyped(value, &format!("{at}.params[{i}]"))
                         .map_err(|e| errors.push(e.field, e.message))
                         .ok()
                 })
@@ -67,11 +69,14 @@ pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Inval
         }
         Source::Template { template, params } => {
             let found = settings.templates.get(template).ok_or_else(|| {
-                Invalid::field("source.template", format!("unknown template {template:?}"))
+                Invalid::field(
+                    format!("{at}.template"),
+                    format!("unknown template {template:?}"),
+                )
             })?;
             let connection = settings.connection(&found.connection).ok_or_else(|| {
                 Invalid::field(
-                    "source.template",
+                    format!("{at}.template"),
                     "the template's connection is not configured",
                 )
             })?;
@@ -80,7 +85,7 @@ pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Inval
                 .iter()
                 .map(|p| (p.name.clone(), p.kind))
                 .collect();
-            let checked = template_params(&declared, params)?;
+            let checked = template_params(&declared, params, at)?;
             build(
                 connection.url.expose(),
                 &found.query,
@@ -94,19 +99,20 @@ pub fn resolve(settings: &Settings, spec: &ExportSpec) -> Result<Resolved, Inval
 fn template_params(
     declared: &[(String, ParamType)],
     given: &serde_json::Map<String, Value>,
+    at: &str,
 ) -> Result<Vec<Param>, Invalid> {
     let mut errors = Collector::default();
     for name in given.keys() {
         if !declared.iter().any(|(d, _)| d == name) {
             errors.push(
-                format!("source.params.{name}"),
+                format!("{at}.params.{name}"),
                 "the template has no such parameter",
             );
         }
     }
     let mut checked = Vec::with_capacity(declared.len());
     for (name, kind) in declared {
-        let field = format!("source.params.{name}");
+        let field = format!("{at}.params.{name}");
         match given.get(name) {
             None => errors.push(field, "missing"),
             Some(value) => match params::typed(value, *kind, &field) {

@@ -9,6 +9,7 @@ pub mod loaders;
 pub mod records;
 pub mod rejects;
 pub mod sources;
+pub mod types;
 pub mod validate;
 
 /// One row: values in column order. Sources that know types give numbers, booleans and

@@ -9,6 +9,7 @@ use crate::pipeline::Row;
 use crate::pipeline::codecs::{self, Encoder, EncoderOptions};
 use crate::pipeline::loaders::LoadError;
 use crate::pipeline::records::Fields;
+use crate::pipeline::types::Column;
 use crate::storage::{ObjectKey, Storage, StorageError, Upload};
 use bytes::Bytes;
 use serde_json::Value;
@@ -113,13 +114,7 @@ pub async fn write(
     // The reader sends the header before it rejects a row; without one there is no row either.
     let header = header.await.unwrap_or_default();
     let mut report = Report {
-        encoder: codecs::build(
-            Encoding::Csv,
-            &EncoderOptions {
-                delimiter: b',',
-                header: true,
-            },
-        ),
+        encoder: codecs::build(Encoding::Csv, &EncoderOptions::default()),
         upload: None,
         header,
     };
@@ -150,15 +145,20 @@ impl Report {
         let mut buffer = Vec::new();
         if self.upload.is_none() {
             self.upload = Some(storage.begin_upload(key).await?);
-            let mut columns = self.header.clone();
-            columns.extend(EXTRA.iter().map(|c| (*c).to_owned()));
-            self.encoder.begin(&columns, &mut buffer);
+            let columns: Vec<Column> = self
+                .header
+                .iter()
+                .map(String::as_str)
+                .chain(EXTRA)
+                .map(Column::text)
+                .collect();
+            codecs::in_memory(self.encoder.begin(&columns, &mut buffer));
         }
         let rows: Vec<Row> = group
             .iter()
             .map(|r| report_row(r, self.header.len()))
             .collect();
-        self.encoder.encode(&rows, &mut buffer);
+        codecs::in_memory(self.encoder.encode(&rows, &mut buffer));
         match self.upload.as_mut() {
             Some(upload) => upload.write(Bytes::from(buffer)).await,
             None => Ok(()),
@@ -170,7 +170,7 @@ impl Report {
             return Ok(false);
         };
         let mut tail = Vec::new();
-        self.encoder.finish(&mut tail);
+        codecs::in_memory(self.encoder.finish(&mut tail));
         if let Err(error) = upload.write(Bytes::from(tail)).await {
             let _ = upload.abort().await;
             return Err(error);

@@ -153,10 +153,16 @@ async fn bad_requests_get_problem_details_and_create_nothing() {
             422,
             "source.columns[0].kind",
         ),
+        (json!({"format": "zip"}), 422, "files"),
         (
-            json!({"source": {"type": "generate", "rows": 1, "columns": [{"name": "a", "kind": "uuid"}]}, "format": "parquet"}),
+            json!({"format": "zip", "files": [{"name": "a", "source": {"type": "sql", "connection": "nope", "query": "SELECT 1"}}]}),
             422,
-            "format",
+            "files[0].source.connection",
+        ),
+        (
+            json!({"format": "zip", "files": [{"name": "a", "source": {"type": "sql", "connection": "main", "query": "SELECT * FROM missing_table"}}]}),
+            422,
+            "files[0].source.query",
         ),
         (
             json!({"source": {"type": "generate", "rows": 1, "columns": []}, "colour": "red"}),

@@ -11,6 +11,7 @@ mod discovery;
 mod email;
 mod exports;
 mod faults;
+mod formats;
 mod helpers;
 mod imports;
 mod loaders;

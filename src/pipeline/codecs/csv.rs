@@ -13,11 +13,14 @@
 //!
 //! The quoting is written here rather than taken from the `csv` crate: its `Writer` wants to
 //! own its sink and keeps a buffer of its own, and `csv_core` needs a loop around every field
-//! to handle a full output buffer, while appending to our `Vec` is a dozen lines.
+//! to handle a full output buffer, while appending to a `Vec` is a dozen lines. Each batch is
+//! built in that `Vec` and written on in one `write_all`.
 
-use super::{Encoder, push_json};
+use super::{Encoder, Out, push_json};
 use crate::pipeline::Row;
+use crate::pipeline::types::Column;
 use serde_json::Value;
+use std::io;
 
 /// How to write CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,7 @@ impl CsvConfig {
         CsvEncoder {
             config: self,
             scratch: Vec::new(),
+            batch: Vec::new(),
         }
     }
 }
@@ -54,35 +58,49 @@ pub struct CsvEncoder {
     /// Holds the text of a number or nested value until it is known whether it needs quotes;
     /// reused so that encoding does not allocate per value.
     scratch: Vec<u8>,
+    /// The current batch's text, written on at the end of each call; as long as one batch.
+    batch: Vec<u8>,
 }
 
 impl Encoder for CsvEncoder {
-    fn begin(&mut self, columns: &[String], out: &mut Vec<u8>) {
+    fn begin(&mut self, columns: &[Column], out: Out<'_>) -> io::Result<()> {
         if !self.config.header {
-            return;
+            return Ok(());
         }
+        let mut line = std::mem::take(&mut self.batch);
+        line.clear();
         for (i, column) in columns.iter().enumerate() {
             if i > 0 {
-                out.push(self.config.delimiter);
+                line.push(self.config.delimiter);
             }
-            push_text(column.as_bytes(), self.config.delimiter, out);
+            push_text(column.name.as_bytes(), self.config.delimiter, &mut line);
         }
-        out.push(b'\n');
+        line.push(b'\n');
+        let written = out.write_all(&line);
+        self.batch = line;
+        written
     }
 
-    fn encode(&mut self, rows: &[Row], out: &mut Vec<u8>) {
+    fn encode(&mut self, rows: &[Row], out: Out<'_>) -> io::Result<()> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
         for row in rows {
             for (i, value) in row.iter().enumerate() {
                 if i > 0 {
-                    out.push(self.config.delimiter);
+                    batch.push(self.config.delimiter);
                 }
-                self.push_value(value, out);
+                self.push_value(value, &mut batch);
             }
-            out.push(b'\n');
+            batch.push(b'\n');
         }
+        let written = out.write_all(&batch);
+        self.batch = batch;
+        written
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) {}
+    fn finish(&mut self, _out: Out<'_>) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl CsvEncoder {
@@ -134,11 +152,11 @@ mod tests {
 
     fn encode(config: CsvConfig, columns: &[&str], rows: &[Row]) -> String {
         let mut encoder = config.build();
-        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let columns: Vec<Column> = columns.iter().map(|c| Column::text(*c)).collect();
         let mut out = Vec::new();
-        encoder.begin(&columns, &mut out);
-        encoder.encode(rows, &mut out);
-        encoder.finish(&mut out);
+        encoder.begin(&columns, &mut out).unwrap();
+        encoder.encode(rows, &mut out).unwrap();
+        encoder.finish(&mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 

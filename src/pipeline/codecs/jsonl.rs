@@ -1,8 +1,10 @@
 //! JSON Lines: one JSON object per row and line, keys the column names in column order, values
 //! as the source gave them, each line ended by `\n`. No header: the keys name the columns.
 
-use super::{Encoder, push_json};
+use super::{Encoder, Out, push_json};
 use crate::pipeline::Row;
+use crate::pipeline::types::Column;
+use std::io;
 
 /// How to write JSON Lines (nothing to choose yet; here so every codec reads the same).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,22 +23,40 @@ pub struct JsonlEncoder {
     /// Each column's key as JSON text with its colon, `"name":`, escaped once in
     /// [`Encoder::begin`] rather than for every row.
     keys: Vec<Vec<u8>>,
+    /// The current batch's lines, written on at the end of each call.
+    batch: Vec<u8>,
 }
 
 impl Encoder for JsonlEncoder {
-    fn begin(&mut self, columns: &[String], _out: &mut Vec<u8>) {
+    fn begin(&mut self, columns: &[Column], _out: Out<'_>) -> io::Result<()> {
         self.keys = columns
             .iter()
             .map(|column| {
-                let mut key = Vec::with_capacity(column.len() + 3);
-                push_json(column, &mut key);
+                let mut key = Vec::with_capacity(column.name.len() + 3);
+                push_json(&column.name, &mut key);
                 key.push(b':');
                 key
             })
             .collect();
+        Ok(())
     }
 
-    fn encode(&mut self, rows: &[Row], out: &mut Vec<u8>) {
+    fn encode(&mut self, rows: &[Row], out: Out<'_>) -> io::Result<()> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        self.push_rows(rows, &mut batch);
+        let written = out.write_all(&batch);
+        self.batch = batch;
+        written
+    }
+
+    fn finish(&mut self, _out: Out<'_>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl JsonlEncoder {
+    fn push_rows(&self, rows: &[Row], out: &mut Vec<u8>) {
         for row in rows {
             debug_assert_eq!(
                 row.len(),
@@ -54,8 +74,6 @@ impl Encoder for JsonlEncoder {
             out.extend_from_slice(b"}\n");
         }
     }
-
-    fn finish(&mut self, _out: &mut Vec<u8>) {}
 }
 
 #[cfg(test)]
@@ -65,11 +83,11 @@ mod tests {
 
     fn encode(columns: &[&str], rows: &[Row]) -> String {
         let mut encoder = JsonlConfig.build();
-        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let columns: Vec<Column> = columns.iter().map(|c| Column::text(*c)).collect();
         let mut out = Vec::new();
-        encoder.begin(&columns, &mut out);
-        encoder.encode(rows, &mut out);
-        encoder.finish(&mut out);
+        encoder.begin(&columns, &mut out).unwrap();
+        encoder.encode(rows, &mut out).unwrap();
+        encoder.finish(&mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 

@@ -2,36 +2,52 @@
 //! [`build`] picks one for an [`Encoding`]. A new format is one new file here, one variant of
 //! [`Encoding`] and one arm in [`build`].
 //!
-//! Encoders append to a caller's buffer instead of writing to an I/O sink: the pipeline decides
-//! when a buffer is full enough to hand to storage, and the encoders stay synchronous and
-//! testable without I/O.
+//! Encoders are synchronous and write to a `std::io::Write`: the pipeline runs them on a
+//! blocking thread whose writer hands bounded chunks to the upload through a bounded channel,
+//! so a format whose library wants a `Write` (Parquet, XLSX, zip) streams like CSV does. Tests
+//! pass a `Vec<u8>`.
 
 pub mod csv;
+pub mod gzip;
 pub mod jsonl;
+pub mod parquet;
+pub mod xlsx;
+pub mod zip;
 
 use super::Row;
+use super::types::Column;
 use crate::domain::Encoding;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Where an encoder writes: the next stage (a compressor, a zip entry, the upload's channel).
+pub type Out<'a> = &'a mut (dyn Write + Send);
 
 /// Turns rows into the bytes of one file format. Call [`Encoder::begin`] once, then
 /// [`Encoder::encode`] for each batch, then [`Encoder::finish`] once. Rows must have one value
-/// per column given to `begin`.
+/// per column given to `begin`. Encoders run on a blocking thread (the pipeline's), so they may
+/// do synchronous I/O; `InvalidData` errors are values that do not fit their column's type.
 pub trait Encoder: Send {
     /// Writes whatever comes before the rows (e.g. a CSV header line).
-    fn begin(&mut self, columns: &[String], out: &mut Vec<u8>);
+    fn begin(&mut self, columns: &[Column], out: Out<'_>) -> io::Result<()>;
     /// Appends rows.
-    fn encode(&mut self, rows: &[Row], out: &mut Vec<u8>);
+    fn encode(&mut self, rows: &[Row], out: Out<'_>) -> io::Result<()>;
     /// Writes whatever comes after the last row.
-    fn finish(&mut self, out: &mut Vec<u8>);
+    fn finish(&mut self, out: Out<'_>) -> io::Result<()>;
 }
 
 /// The options of an export that shape its encoding; each codec reads the ones it has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncoderOptions {
     /// The CSV field delimiter: one ASCII byte, not a quote or a line break (checked when the
     /// request is parsed).
     pub delimiter: u8,
     /// Whether a CSV file starts with a header line.
     pub header: bool,
+    /// Where encoders that need scratch files (XLSX's constant-memory sheets) keep them.
+    pub temp_dir: PathBuf,
+    /// Parquet's zstd level, when the export chose one.
+    pub zstd_level: Option<i32>,
 }
 
 impl Default for EncoderOptions {
@@ -39,6 +55,8 @@ impl Default for EncoderOptions {
         Self {
             delimiter: b',',
             header: true,
+            temp_dir: std::env::temp_dir(),
+            zstd_level: None,
         }
     }
 }
@@ -54,7 +72,27 @@ pub fn build(encoding: Encoding, options: &EncoderOptions) -> Box<dyn Encoder> {
             .build(),
         ),
         Encoding::Jsonl => Box::new(jsonl::JsonlConfig.build()),
+        Encoding::Parquet => Box::new(
+            parquet::ParquetConfig {
+                zstd_level: options.zstd_level.unwrap_or(parquet::DEFAULT_ZSTD_LEVEL),
+                ..parquet::ParquetConfig::default()
+            }
+            .build(),
+        ),
+        Encoding::Xlsx => Box::new(
+            xlsx::XlsxConfig {
+                temp_dir: options.temp_dir.clone(),
+                ..xlsx::XlsxConfig::default()
+            }
+            .build(),
+        ),
     }
+}
+
+/// Checks the outcome of a text encoder (CSV, JSON Lines) writing into a `Vec`, which cannot
+/// fail: for callers that build small pieces in memory (a rejects report, one CSV line).
+pub fn in_memory(written: io::Result<()>) {
+    debug_assert!(written.is_ok(), "encoding into memory failed: {written:?}");
 }
 
 /// Appends `value` as compact JSON text. Serialising a JSON value into memory cannot fail:
@@ -72,9 +110,13 @@ mod tests {
     fn encode_all(encoding: Encoding, options: &EncoderOptions) -> String {
         let mut encoder = build(encoding, options);
         let mut out = Vec::new();
-        encoder.begin(&["id".to_owned(), "tag".to_owned()], &mut out);
-        encoder.encode(&[vec![json!(1), json!("a;b")]], &mut out);
-        encoder.finish(&mut out);
+        encoder
+            .begin(&[Column::text("id"), Column::text("tag")], &mut out)
+            .unwrap();
+        encoder
+            .encode(&[vec![json!(1), json!("a;b")]], &mut out)
+            .unwrap();
+        encoder.finish(&mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -83,6 +125,7 @@ mod tests {
         let options = EncoderOptions {
             delimiter: b';',
             header: true,
+            ..EncoderOptions::default()
         };
         assert_eq!(encode_all(Encoding::Csv, &options), "id;tag\n1;\"a;b\"\n");
         let headless = EncoderOptions {
@@ -97,6 +140,7 @@ mod tests {
         let options = EncoderOptions {
             delimiter: b';',
             header: true,
+            ..EncoderOptions::default()
         };
         assert_eq!(
             encode_all(Encoding::Jsonl, &options),

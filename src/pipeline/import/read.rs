@@ -403,9 +403,10 @@ fn csv_line(fields: &Fields, delimiter: u8) -> Vec<u8> {
     let options = crate::pipeline::codecs::EncoderOptions {
         delimiter,
         header: false,
+        ..Default::default()
     };
-    crate::pipeline::codecs::build(crate::domain::Encoding::Csv, &options)
-        .encode(&[row], &mut line);
+    let mut encoder = crate::pipeline::codecs::build(crate::domain::Encoding::Csv, &options);
+    crate::pipeline::codecs::in_memory(encoder.encode(&[row], &mut line));
     if line.last() == Some(&b'\n') {
         line.pop();
     }

@@ -12,6 +12,7 @@ mod words;
 
 use crate::domain::generate::{Column, ColumnKind, GenerateSpec};
 use crate::pipeline::Row;
+use crate::pipeline::types::{self, ColumnType};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
@@ -21,7 +22,7 @@ use time::{Date, OffsetDateTime};
 /// Makes the rows of a [`GenerateSpec`], a batch at a time.
 #[derive(Debug)]
 pub struct Generator {
-    names: Vec<String>,
+    columns: Vec<types::Column>,
     plans: Vec<Plan>,
     rng: ChaCha8Rng,
     remaining: u64,
@@ -76,19 +77,23 @@ enum Kind {
 impl Generator {
     /// Prepares a generator; the rows come from [`Generator::next_batch`].
     pub fn new(spec: GenerateSpec) -> Self {
-        let names = spec.columns.iter().map(|c| c.name.clone()).collect();
+        let columns = spec
+            .columns
+            .iter()
+            .map(|c| types::Column::new(c.name.clone(), column_type(&c.kind)))
+            .collect();
         let plans = spec.columns.iter().map(Plan::new).collect();
         Self {
-            names,
+            columns,
             plans,
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             remaining: spec.rows,
         }
     }
 
-    /// The column names, in order.
-    pub fn columns(&self) -> Vec<String> {
-        self.names.clone()
+    /// The columns, in order, with the type of each kind.
+    pub fn columns(&self) -> Vec<types::Column> {
+        self.columns.clone()
     }
 
     /// The next rows, at most `max` of them; empty once the spec's row count is reached (and
@@ -107,6 +112,33 @@ impl Generator {
         let rng = &mut self.rng;
         self.plans.iter().map(|plan| plan.value(rng)).collect()
     }
+}
+
+/// The type of a generated kind: numbers, booleans, dates and timestamps (UTC) as themselves;
+/// UUIDs and JSON as such; every word-like kind as text.
+fn column_type(kind: &ColumnKind) -> ColumnType {
+    match kind {
+        ColumnKind::Uuid => ColumnType::Uuid,
+        ColumnKind::Int { .. } => ColumnType::Int64,
+        ColumnKind::Float { .. } => ColumnType::Float64,
+        ColumnKind::Bool => ColumnType::Bool,
+        ColumnKind::Date { .. } => ColumnType::Date,
+        ColumnKind::Timestamp { .. } => ColumnType::Timestamptz,
+        ColumnKind::Json => ColumnType::Json,
+        ColumnKind::Name
+        | ColumnKind::Email
+        | ColumnKind::Company
+        | ColumnKind::City
+        | ColumnKind::Country
+        | ColumnKind::Phone
+        | ColumnKind::Enum { .. }
+        | ColumnKind::Text { .. } => ColumnType::Text,
+    }
+}
+
+/// `YYYY-MM-DD` of a day count since 1970-01-01, as the generator writes dates.
+pub fn date_text(days: i64) -> String {
+    calendar::date(days)
 }
 
 impl Plan {

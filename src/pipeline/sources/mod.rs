@@ -6,10 +6,12 @@
 
 pub mod generate;
 pub mod params;
+pub mod pg_binary;
 pub mod postgres;
 pub mod sqlite;
 
 use super::Row;
+use super::types::Column;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -31,8 +33,8 @@ pub enum Chunk {
 /// An open source: its columns, the planner's estimate, and the chunks to come.
 #[derive(Debug)]
 pub struct Opened {
-    /// Column names, in order.
-    pub columns: Vec<String>,
+    /// The columns, in order, with their types.
+    pub columns: Vec<Column>,
     /// The planner's row estimate, when there is one.
     pub estimate: Option<u64>,
     /// Whether the chunks are [`Chunk::Encoded`] already (header included), so that no

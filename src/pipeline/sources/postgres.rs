@@ -2,11 +2,15 @@
 //!
 //! The query runs on a connection of its own in a `READ ONLY` transaction with a statement
 //! timeout. CSV comes straight from `COPY (query) TO STDOUT (FORMAT csv)`, with no decoding or
-//! re-encoding in Ferry; other formats read `row_to_json` of each row. An `EXPLAIN` first
-//! checks the query (bad SQL fails before any byte is stored) and gives the row estimate.
+//! re-encoding in Ferry; formats that need each column's type (Parquet, XLSX) read typed rows
+//! from a binary `COPY` ([`super::pg_binary`]); JSON Lines reads `row_to_json` of each row. An
+//! `EXPLAIN` first checks the query (bad SQL fails before any byte is stored) and gives the row
+//! estimate.
 
+use super::pg_binary::{self, Plan};
 use super::{Chunk, ENCODED_CHUNK, Opened, SourceError, channel};
 use crate::domain::Encoding;
+use crate::pipeline::types::Column as Typed;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgConnection, Row, SqlSafeStr};
@@ -42,20 +46,31 @@ pub async fn open(query: PgQuery) -> Result<Opened, SourceError> {
         .execute(&mut conn)
         .await?;
     let estimate = explain(&mut conn, &query.sql).await?;
-    let columns = conn
+    let described = conn
         .describe(AssertSqlSafe(query.sql.clone()).into_sql_str())
-        .await?
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
+        .await?;
+    let typed = match query.encoding {
+        Encoding::Parquet | Encoding::Xlsx => {
+            Some(pg_binary::plan(&mut conn, described.columns()).await?)
+        }
+        Encoding::Csv | Encoding::Jsonl => None,
+    };
+    let columns = match &typed {
+        Some(plan) => plan.columns.clone(),
+        None => described
+            .columns()
+            .iter()
+            .map(|c| Typed::text(c.name()))
+            .collect(),
+    };
     let (tx, chunks) = channel();
     let pre_encoded = query.encoding == Encoding::Csv;
     tokio::spawn(
         async move {
-            let result = match query.encoding {
-                Encoding::Csv => copy_csv(&mut conn, &query, &tx).await,
-                Encoding::Jsonl => json_rows(&mut conn, &query, &tx).await,
+            let result = match (&typed, query.encoding) {
+                (Some(plan), _) => typed_rows(&mut conn, plan, &query, &tx).await,
+                (None, Encoding::Csv) => copy_csv(&mut conn, &query, &tx).await,
+                (None, _) => json_rows(&mut conn, &query, &tx).await,
             };
             match result {
                 Ok(()) => tracing::debug!("PostgreSQL source finished"),
@@ -130,7 +145,17 @@ async fn copy_csv(conn: &mut PgConnection, query: &PgQuery, tx: &Tx) -> Result<(
     Ok(())
 }
 
-/// Streams rows as JSON objects (`row_to_json`), for encoders other than CSV.
+/// Streams typed rows from a binary `COPY`.
+async fn typed_rows(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    query: &PgQuery,
+    tx: &Tx,
+) -> Result<(), SourceError> {
+    pg_binary::stream(conn, plan, &query.sql, tx).await
+}
+
+/// Streams rows as JSON objects (`row_to_json`), for JSON Lines.
 async fn json_rows(conn: &mut PgConnection, query: &PgQuery, tx: &Tx) -> Result<(), SourceError> {
     let sql = format!(
         "SELECT row_to_json(ferry_q)::text FROM ({}) AS ferry_q",

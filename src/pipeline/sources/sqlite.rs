@@ -1,8 +1,11 @@
 //! SQLite as an export source: the query runs on a read-only connection (`query_only`), with
-//! its parameters bound natively.
+//! its parameters bound natively. Column types come from the declared types of the columns
+//! the query reads (SQLite's affinity rules, plus `BOOLEAN`, `DATE` and `DATETIME`); for an
+//! expression, the type sqlx infers from the query plan, and text when it cannot tell.
 
 use super::params::Param;
 use super::{Chunk, Opened, SourceError, channel};
+use crate::pipeline::types::{Column as Typed, ColumnType};
 use crate::pipeline::{BATCH_ROWS, Row};
 use futures::StreamExt;
 use serde_json::Value;
@@ -26,7 +29,7 @@ pub async fn open(url: &str, sql: String, params: Vec<Param>) -> Result<Opened, 
         .await?
         .columns()
         .iter()
-        .map(|c| c.name().to_owned())
+        .map(|c| Typed::new(c.name(), declared_type(c.type_info().name())))
         .collect();
     let (tx, chunks) = channel();
     tokio::spawn(
@@ -80,6 +83,19 @@ async fn stream_rows(
         let _ = tx.send(Ok(Chunk::Rows(batch))).await;
     }
     Ok(())
+}
+
+/// The column type of a declared SQLite type, as sqlx names it after SQLite's affinity rules.
+/// `NUMERIC` columns hold integers or reals, so they are floats.
+fn declared_type(name: &str) -> ColumnType {
+    match name {
+        "INTEGER" => ColumnType::Int64,
+        "REAL" | "NUMERIC" => ColumnType::Float64,
+        "BOOLEAN" => ColumnType::Bool,
+        "DATE" => ColumnType::Date,
+        "DATETIME" => ColumnType::Timestamp,
+        _ => ColumnType::Text,
+    }
 }
 
 /// One row's values by their storage class: INTEGER, REAL, TEXT, BLOB (as hex) or NULL.

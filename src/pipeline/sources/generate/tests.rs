@@ -93,9 +93,13 @@ fn exactly_the_requested_rows_come_out_and_then_none() {
 #[test]
 fn every_row_has_one_value_per_column_named_in_order() {
     let mut generator = Generator::new(mixed_spec(20, 3));
+    let names: Vec<String> = generator.columns().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["id", "n", "name", "email", "note", "meta"]);
+    let kinds: Vec<_> = generator.columns().into_iter().map(|c| c.kind).collect();
+    use crate::pipeline::types::ColumnType as T;
     assert_eq!(
-        generator.columns(),
-        ["id", "n", "name", "email", "note", "meta"]
+        kinds,
+        [T::Uuid, T::Int64, T::Text, T::Text, T::Text, T::Json]
     );
     assert!(generator.next_batch(20).iter().all(|row| row.len() == 6));
 }
@@ -496,19 +500,19 @@ fn generate_and_encode_throughput_is_reported_for_a_million_rows() {
     let mut generator = Generator::new(spec);
     let mut encoder = CsvConfig::default().build();
     let (mut out, mut bytes) = (Vec::with_capacity(1 << 21), 0);
-    encoder.begin(&generator.columns(), &mut out);
+    encoder.begin(&generator.columns(), &mut out).unwrap();
     loop {
         let batch = generator.next_batch(BATCH_ROWS);
         if batch.is_empty() {
             break;
         }
-        encoder.encode(&batch, &mut out);
+        encoder.encode(&batch, &mut out).unwrap();
         if out.len() >= 1 << 20 {
             bytes += out.len();
             out.clear();
         }
     }
-    encoder.finish(&mut out);
+    encoder.finish(&mut out).unwrap();
     bytes += out.len();
     let both = started.elapsed();
     println!(
