@@ -12,7 +12,7 @@
 // `FerryError` whose `.job` is the final job. See docs/web.md.
 
 /** Every export format the server takes; the page's format select is made from this list. */
-export const EXPORT_FORMATS = ["csv", "csv.gz", "jsonl", "jsonl.gz"];
+export const EXPORT_FORMATS = ["csv", "csv.gz", "jsonl", "jsonl.gz", "parquet", "xlsx"];
 
 /** Import modes. */
 export const IMPORT_MODES = ["append", "replace", "upsert"];

@@ -99,7 +99,7 @@ def test_the_page_loads_with_no_console_error_no_request_elsewhere_and_works_fro
     open_page(page, server)
     expect(page.locator("#jobs-message")).to_have_text("No jobs yet: start an export or upload a file.")
     formats = page.locator("#export-format option").all_text_contents()
-    assert formats == ["csv", "csv.gz", "jsonl", "jsonl.gz"]
+    assert formats == ["csv", "csv.gz", "jsonl", "jsonl.gz", "parquet", "xlsx"]
     # The forms offer what the discovery endpoints list: the built-in `local` connection.
     expect(page.locator("#sql-connection option")).to_have_text(["local"])
     expect(page.locator("#upload-connection option")).to_have_text(["local"])
