@@ -203,6 +203,16 @@ def test_a_template_export_offers_typed_parameters_and_downloads_its_rows(make_s
     assert watched.errors == [], watched.errors
 
 
+def test_parquet_and_xlsx_exports_from_the_page_download_real_files(server, watched_page):
+    page, watched = watched_page
+    open_page(page, server)
+    parquet = Path(export_generated(page, "As parquet", 300, fmt="parquet").path()).read_bytes()
+    assert parquet[:4] == b"PAR1" and parquet[-4:] == b"PAR1"
+    xlsx = Path(export_generated(page, "As xlsx", 300, fmt="xlsx").path()).read_bytes()
+    assert xlsx[:2] == b"PK"  # a zip: the workbook
+    assert watched.errors == [], watched.errors
+
+
 def test_after_a_reload_the_panel_lists_the_jobs_made_before(server, watched_page):
     page, _ = watched_page
     open_page(page, server)
