@@ -21,24 +21,26 @@ impl Bom {
         let Bom::Matching(seen) = *self else {
             return (&[], input);
         };
-        let wanted = BOM.get(seen..).unwrap_or_default();
+        // `seen` counts matched BOM bytes: never more than the BOM's length.
+        let wanted = &BOM[seen..];
         let matched = wanted.iter().zip(input).take_while(|(a, b)| a == b).count();
         if matched == wanted.len() {
             *self = Bom::Done;
-            return (&[], input.get(matched..).unwrap_or_default());
+            // `matched` counts pairs zipped with `input`: at most its length.
+            return (&[], &input[matched..]);
         }
         if matched == input.len() {
             *self = Bom::Matching(seen + matched);
             return (&[], &[]);
         }
         *self = Bom::Done;
-        (BOM.get(..seen).unwrap_or_default(), input)
+        (&BOM[..seen], input)
     }
 
     /// End of input: the bytes held back, which were data after all.
     pub(super) fn finish(&mut self) -> &'static [u8] {
         let held = match *self {
-            Bom::Matching(seen) => BOM.get(..seen).unwrap_or_default(),
+            Bom::Matching(seen) => &BOM[..seen],
             Bom::Done => &[],
         };
         *self = Bom::Done;

@@ -14,7 +14,8 @@ pub(super) fn split_first_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let at = bytes.iter().position(|&byte| is_break(byte))?;
     let (line, rest) = bytes.split_at(at);
     let width = if rest.starts_with(b"\r\n") { 2 } else { 1 };
-    Some((line, rest.get(width..).unwrap_or_default()))
+    // `rest` starts with the break found above, and with both bytes of a CRLF when `width` is 2.
+    Some((line, &rest[width..]))
 }
 
 /// The physical line the next byte is on, carried from chunk to chunk.

@@ -149,7 +149,8 @@ impl RecordReader {
                 return;
             }
             let used = self.parse(input, out);
-            input = input.get(used..).unwrap_or_default();
+            // `parse` adds up what csv-core used of the slices it was given, all within `input`.
+            input = &input[used..];
         }
     }
 
@@ -180,7 +181,8 @@ impl RecordReader {
         if !self.replaying {
             self.accrue(nin);
         }
-        let body = self.take(slice.get(..nin).unwrap_or_default());
+        // csv-core never reports more bytes read than it was given.
+        let body = self.take(&slice[..nin]);
         if !over {
             self.nout += nout;
             self.nend += nend;
@@ -212,10 +214,9 @@ impl RecordReader {
         let (fields, ends) = if over {
             (&mut self.fields[..], &mut self.ends[..])
         } else {
-            (
-                self.fields.get_mut(self.nout..).unwrap_or_default(),
-                self.ends.get_mut(self.nend..).unwrap_or_default(),
-            )
+            // `nout` and `nend` only grow by what csv-core wrote into these same buffers, so
+            // they never pass their lengths.
+            (&mut self.fields[self.nout..], &mut self.ends[self.nend..])
         };
         self.csv.read_record(slice, fields, ends)
     }
@@ -262,8 +263,9 @@ impl RecordReader {
             extend_capped(&mut self.pending, body, self.cap + 1);
             recovered = self.recover(current.line, out);
         } else {
-            let fields = self.fields.get(..self.nout).unwrap_or_default().to_vec();
-            let ends = self.ends.get(..self.nend).unwrap_or_default().to_vec();
+            // Within the buffers, as above.
+            let fields = self.fields[..self.nout].to_vec();
+            let ends = self.ends[..self.nend].to_vec();
             let kind = RecordKind::Fields(Fields::from_parts(fields, ends));
             self.emit(
                 Record {

@@ -69,7 +69,7 @@ pub(super) fn too_long_raw(pending: &[u8], body: &[u8], cap: usize) -> Vec<u8> {
 /// Appends what fits of `bytes` below `limit` bytes in all, never reserving past `limit`.
 pub(super) fn extend_capped(buffer: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     let room = limit.saturating_sub(buffer.len());
-    let bytes = bytes.get(..room.min(bytes.len())).unwrap_or_default();
+    let bytes = &bytes[..room.min(bytes.len())];
     let needed = buffer.len() + bytes.len();
     if buffer.capacity() < needed {
         let wanted = buffer.capacity().saturating_mul(2).min(limit).max(needed);

@@ -32,8 +32,8 @@ impl RecordReader {
             self.replaying = true;
             let used = self.parse(&replay, out);
             self.replaying = false;
-            self.replay
-                .extend_from_slice(replay.get(used..).unwrap_or_default());
+            // `parse` uses at most the bytes it was given.
+            self.replay.extend_from_slice(&replay[used..]);
         }
     }
 
@@ -73,8 +73,9 @@ impl RecordReader {
                 let record = broken(self.lines.line(), line.to_vec(), Broken::UnbalancedQuote);
                 self.emit(record, out);
             }
-            let used = rest.len().saturating_sub(next.len());
-            self.lines.advance(rest.get(..used).unwrap_or_default());
+            // `next` is a tail of `rest`, so this is the length of what came before it.
+            let used = rest.len() - next.len();
+            self.lines.advance(&rest[..used]);
             rest = next;
         }
     }
