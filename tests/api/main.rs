@@ -16,6 +16,7 @@ mod helpers;
 mod imports;
 mod loaders;
 mod logs;
+mod memory;
 mod metrics;
 mod newcomer;
 mod openapi;
