@@ -11,6 +11,18 @@ use std::time::Duration;
 
 const LIMIT: u64 = 512 * 1024 * 1024;
 const ROWS: u64 = 2_000_000;
+/// The API key of deploy/ferry.toml.
+const API_KEY: &str = "change-me";
+
+fn authorized_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 
 /// A cgroup v1 memory group, removed when dropped (after its processes are gone).
 struct Cgroup {
@@ -41,8 +53,9 @@ impl Cgroup {
     }
 
     /// Starts `command` inside the group: a shell puts itself in, then becomes the command.
-    fn spawn(&self, program: &Path, args: &[&str]) -> Child {
+    fn spawn(&self, program: &Path, args: &[&str], env: &[(&str, String)]) -> Child {
         Command::new("sh")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
             .arg("echo $$ > \"$0\" && exec \"$@\"")
             .arg(self.dir.join("cgroup.procs"))
@@ -85,24 +98,36 @@ async fn wait_final(client: &reqwest::Client, url: &str) -> Value {
 async fn ferry_serve_exports_and_imports_two_million_rows_within_512_mib() {
     let (settings, data_url, _prefix) = test_settings(Shape::Production).await;
     let dir = std::env::temp_dir().join(format!("ferry-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let config = crate::workers::config_file(
-        &settings,
-        &data_url,
-        &dir,
-        &format!("listen = \"127.0.0.1:{port}\""),
-    );
+    // The configuration users run in compose.yaml, with this machine's addresses over it.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/ferry.toml");
+    let s3 = crate::helpers::s3();
+    let env = [
+        ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
+        ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        ("FERRY_DATA_DIR", dir.display().to_string()),
+        (
+            "FERRY_DATABASE_URL",
+            settings.database_url.as_ref().unwrap().expose().to_owned(),
+        ),
+        ("FERRY_STORAGE__URL", settings.storage.url.clone().unwrap()),
+        ("FERRY_STORAGE__ENDPOINT", s3.endpoint),
+        ("FERRY_STORAGE__ACCESS_KEY_ID", s3.key),
+        ("FERRY_STORAGE__SECRET_ACCESS_KEY", s3.secret),
+        ("FERRY_CONNECTIONS__MAIN__URL", data_url.clone()),
+    ];
     let group = Cgroup::new(LIMIT);
-    let config_arg = config.display().to_string();
     let _serve = Killed(group.spawn(
         Path::new(env!("CARGO_BIN_EXE_ferry")),
-        &["serve", "--config", &config_arg],
+        &["serve", "--config", config],
+        &env,
     ));
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = authorized_client(API_KEY);
     eventually(Duration::from_secs(30), "ferry serve to answer", || async {
         let response = client.get(format!("{base}/healthz")).send().await.ok()?;
         (response.status() == 200).then_some(())
@@ -132,7 +157,7 @@ async fn ferry_serve_exports_and_imports_two_million_rows_within_512_mib() {
 
     // Download it, streamed to a file.
     let file = dir.join("people.csv.gz");
-    let mut body = client
+    let mut body = reqwest::Client::new()
         .get(export["result"]["download_url"].as_str().unwrap())
         .send()
         .await
@@ -187,6 +212,9 @@ async fn ferry_serve_exports_and_imports_two_million_rows_within_512_mib() {
         peak as f64 / 1048576.0,
         LIMIT / 1048576
     );
-    assert_eq!(failcnt, 0, "the 512 MiB limit was reached (peak {peak} bytes)");
+    assert_eq!(
+        failcnt, 0,
+        "the 512 MiB limit was reached (peak {peak} bytes)"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
