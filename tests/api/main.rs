@@ -8,6 +8,7 @@ mod cli;
 mod cli_follow;
 mod conformance;
 mod discovery;
+mod disk;
 mod email;
 mod exports;
 mod faults;
