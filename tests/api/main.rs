@@ -13,6 +13,7 @@ mod email;
 mod exports;
 mod faults;
 mod formats;
+mod handback;
 mod helpers;
 mod imports;
 mod loaders;
