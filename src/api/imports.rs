@@ -82,6 +82,11 @@ struct RawParams {
     header: Option<bool>,
     /// More rejected rows than this fail the import.
     max_errors: Option<u64>,
+    /// `single` (default) or `chunked` (append and upsert only).
+    commit: Option<String>,
+    /// Rows per committed chunk with `commit=chunked` (default 500000).
+    #[param(minimum = 1)]
+    chunk_rows: Option<u64>,
 }
 
 impl RawParams {
@@ -120,7 +125,8 @@ impl RawParams {
             notify_email: self.notify_email,
             name: self.name,
             upload: None,
-            commit: None,
+            commit: self.commit,
+            chunk_rows: self.chunk_rows,
         })
     }
 }

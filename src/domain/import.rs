@@ -61,10 +61,18 @@ pub struct ImportRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadMode>,
     /// `"single"` (the default; `"transaction"` is accepted as its old name) or `"chunked"`
-    /// (not built yet: refused).
+    /// (append and upsert only): every `chunk_rows` rows commit with a checkpoint, and a retry
+    /// resumes after the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// Rows per committed chunk with `"commit": "chunked"` (default 500000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub chunk_rows: Option<u64>,
 }
+
+/// Rows per chunk of a chunked import unless the request says otherwise.
+pub const DEFAULT_CHUNK_ROWS: u64 = 500_000;
 
 fn default_max_errors() -> u64 {
     DEFAULT_MAX_ERRORS
@@ -205,6 +213,8 @@ pub struct ImportSpec {
     pub columns: BTreeMap<String, RuleSpec>,
     pub max_errors: u64,
     pub direct: bool,
+    /// Rows per chunk for `"commit": "chunked"`; `None` for one transaction.
+    pub chunk_rows: Option<u64>,
 }
 
 impl ImportRequest {
@@ -239,14 +249,30 @@ impl ImportRequest {
             }
             _ => {}
         }
-        match self.commit.as_deref() {
-            None | Some("single" | "transaction") => {}
-            Some("chunked") => errors.push(
-                "commit",
-                "\"chunked\" is not available in this version; use \"single\"",
-            ),
-            Some(_) => errors.push("commit", "expected \"single\" or \"chunked\""),
-        }
+        let chunk_rows = match self.commit.as_deref() {
+            None | Some("single" | "transaction") => {
+                if self.chunk_rows.is_some() {
+                    errors.push("chunk_rows", "only a \"chunked\" commit takes chunk_rows");
+                }
+                None
+            }
+            Some("chunked") => {
+                if self.mode == Mode::Replace {
+                    errors.push(
+                        "commit",
+                        "a replace is one transaction; \"chunked\" is for append and upsert",
+                    );
+                }
+                if self.chunk_rows == Some(0) {
+                    errors.push("chunk_rows", "must be greater than 0");
+                }
+                Some(self.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS))
+            }
+            Some(_) => {
+                errors.push("commit", "expected \"single\" or \"chunked\"");
+                None
+            }
+        };
         let mut columns = BTreeMap::new();
         for (name, value) in &self.columns {
             match object::<_, RuleSpec>(value.clone()) {
@@ -284,6 +310,7 @@ impl ImportRequest {
             columns,
             max_errors: self.max_errors,
             direct: self.upload == Some(UploadMode::Direct),
+            chunk_rows,
         })
     }
 }
@@ -337,8 +364,9 @@ mod tests {
     #[test]
     fn bad_options_are_named() {
         let bad = request(serde_json::json!({
-            "target": {"table": "a.b.c"}, "mode": "upsert",
-            "format": {"delimiter": ";;", "encoding": "latin1"}, "commit": "chunked"
+            "target": {"table": "a.b.c"}, "mode": "replace",
+            "format": {"delimiter": ";;", "encoding": "latin1"}, "commit": "chunked",
+            "chunk_rows": 0
         }));
         let fields: Vec<String> = bad
             .parse("d")
@@ -353,10 +381,26 @@ mod tests {
                 "target.table",
                 "format.delimiter",
                 "format.encoding",
-                "key",
-                "commit"
+                "commit",
+                "chunk_rows"
             ]
         );
+    }
+
+    #[test]
+    fn chunked_commits_take_chunk_rows_with_a_default() {
+        let parse = |body: serde_json::Value| request(body).parse("d");
+        let spec = parse(serde_json::json!({"target": {"table": "t"}, "commit": "chunked"}));
+        assert_eq!(spec.unwrap().chunk_rows, Some(DEFAULT_CHUNK_ROWS));
+        let spec = parse(serde_json::json!({
+            "target": {"table": "t"}, "mode": "upsert", "key": ["id"],
+            "commit": "chunked", "chunk_rows": 7
+        }));
+        assert_eq!(spec.unwrap().chunk_rows, Some(7));
+        let single = parse(serde_json::json!({"target": {"table": "t"}, "chunk_rows": 7}));
+        assert_eq!(single.unwrap_err().0[0].field, "chunk_rows");
+        let spec = parse(serde_json::json!({"target": {"table": "t"}, "commit": "single"}));
+        assert_eq!(spec.unwrap().chunk_rows, None);
     }
 
     #[test]

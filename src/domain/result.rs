@@ -51,7 +51,7 @@ pub struct BundleEntry {
     pub bytes: u64,
 }
 
-/// The result of a succeeded import.
+/// The result of a succeeded import (or of a chunked one that kept its committed chunks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportResult {
     /// Rows loaded into the table.
@@ -66,4 +66,11 @@ pub struct ImportResult {
     pub connection: String,
     /// The size of the uploaded file.
     pub bytes: Option<u64>,
+    /// Chunks committed, for a `"commit": "chunked"` import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_committed: Option<u64>,
+    /// Only for a chunked import that was cancelled or failed (whose result is then saved with
+    /// the job): the rows its committed chunks keep in the table, the same as `rows_inserted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_kept: Option<u64>,
 }

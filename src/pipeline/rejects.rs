@@ -39,6 +39,8 @@ pub struct Rejects {
     tx: mpsc::Sender<Vec<Rejected>>,
     count: Arc<AtomicU64>,
     max: u64,
+    /// What this clone (and its clones) counted, when made by [`Rejects::tracked`].
+    own: Option<Arc<AtomicU64>>,
 }
 
 impl Rejects {
@@ -48,7 +50,21 @@ impl Rejects {
             tx,
             count: Arc::new(AtomicU64::new(0)),
             max,
+            own: None,
         }
+    }
+
+    /// A clone into the same total that also counts what goes through it alone.
+    pub fn tracked(&self) -> Self {
+        Self {
+            own: Some(Arc::new(AtomicU64::new(0))),
+            ..self.clone()
+        }
+    }
+
+    /// What went through this clone, if it is [`Rejects::tracked`]; 0 otherwise.
+    pub fn own_count(&self) -> u64 {
+        self.own.as_ref().map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// A channel of the standard size and a sink into it.
@@ -64,6 +80,9 @@ impl Rejects {
 
     /// Counts `n` more rejects; fails once there are more than `max_errors`.
     pub fn add(&self, n: u64) -> Result<(), LoadError> {
+        if let Some(own) = &self.own {
+            own.fetch_add(n, Ordering::Relaxed);
+        }
         let total = self.count.fetch_add(n, Ordering::Relaxed) + n;
         if total > self.max {
             return Err(LoadError::producer(

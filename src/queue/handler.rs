@@ -99,6 +99,15 @@ impl JobContext {
         }
     }
 
+    /// Saves a result before the attempt ends (kept whether it then fails or is cancelled);
+    /// `false` when no lease is held.
+    pub async fn save_result(&self, result: &Value) -> Result<bool, JobFailure> {
+        self.store
+            .save_result(self.job, &self.worker, result)
+            .await
+            .map_err(|error| JobFailure::retryable("metadata_unavailable", error.to_string()))
+    }
+
     /// Replaces the progress with `f` applied to it.
     pub fn update_progress(&self, f: impl FnOnce(&mut Progress)) {
         self.progress.send_modify(f);

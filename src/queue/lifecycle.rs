@@ -177,6 +177,25 @@ impl Store {
         Ok(updated.rows_affected() == 1)
     }
 
+    /// Stores a result for a running job before it ends (a chunked import that fails or is
+    /// cancelled says what it kept); `false` if the lease is lost.
+    pub async fn save_result(
+        &self,
+        id: JobId,
+        worker: &str,
+        result: &Value,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE ferry_jobs SET result = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(id.to_string())
+        .bind(worker.to_owned())
+        .bind(result.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Marks a running job `succeeded` with its result; its file lives for `retention`.
     pub async fn succeed(
         &self,

@@ -10,9 +10,14 @@ const ROWS: usize = 400_000;
 
 /// A CSV of `ROWS` valid rows and one bad one.
 fn big_csv() -> Vec<u8> {
-    let mut csv = String::with_capacity(ROWS * 24);
+    csv_of(ROWS)
+}
+
+/// A CSV of `rows` valid rows and one bad one.
+fn csv_of(rows: usize) -> Vec<u8> {
+    let mut csv = String::with_capacity(rows * 24);
     csv.push_str("id,t\n");
-    for i in 1..=ROWS {
+    for i in 1..=rows {
         csv.push_str(&format!("{i},text number {i}\n"));
     }
     csv.push_str("oops,bad\n");
@@ -171,5 +176,118 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_job_and_no_object() {
     assert!(crate::helpers::objects(&prefix).is_empty(), "no object");
     let list: Value = app.get("/v1/imports").await.json().await.unwrap();
     assert!(list["items"].as_array().unwrap().is_empty(), "no job");
+    app.stop().await;
+}
+
+/// Rows of a chunked import, and per chunk: enough chunks to stop it between two of them.
+const CHUNKED_ROWS: usize = 2_000_000;
+const CHUNK_ROWS: usize = 50_000;
+
+/// Starts a chunked import of `CHUNKED_ROWS` rows (and a bad one) into a table without a key,
+/// where a row loaded twice would show.
+async fn start_chunked_import(app: &TestApp) -> String {
+    app.data_sql("CREATE TABLE chunked (id int, t text)").await;
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/imports?table=chunked&commit=chunked&chunk_rows={CHUNK_ROWS}"
+        )))
+        .body(csv_of(CHUNKED_ROWS))
+        .send()
+        .await
+        .unwrap();
+    let job: Value = response.json().await.unwrap();
+    job["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{job}"))
+        .to_owned()
+}
+
+/// Waits until the chunked import has committed at least `chunks` chunks; returns how many.
+async fn committed(app: &TestApp, chunks: i64) -> i64 {
+    eventually(Duration::from_secs(60), "chunks to commit", || async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.data_url)
+            .await
+            .ok()?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT max(chunks) FROM ferry_import_checkpoint")
+                .fetch_one(&mut conn)
+                .await
+                .ok()?;
+        done.filter(|&done| done >= chunks)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_worker_killed_after_two_chunks_is_replaced_and_the_other_resumes_the_import() {
+    let (mut settings, data_url, prefix) = test_settings(Shape::Production).await;
+    settings.workers.concurrency = 0;
+    let dir = settings.data_dir.join("workers");
+    let config = config_file(&settings, &data_url, &dir, "");
+    let app = spawn_with(settings.clone(), data_url, prefix).await;
+    let mut workers = Processes(vec![start_worker(&config), start_worker(&config)]);
+    let id = start_chunked_import(&app).await;
+    let owner = eventually(Duration::from_secs(20), "the lease owner", || {
+        lease_owner_pid(&settings)
+    })
+    .await;
+    committed(&app, 2).await;
+    let victim = workers
+        .0
+        .iter()
+        .position(|w| w.id() == owner)
+        .expect("one of our workers runs it");
+    workers.0[victim].kill().unwrap();
+    workers.0[victim].wait().unwrap();
+    let kept = app.data_count("SELECT count(*) FROM chunked").await;
+    assert!(
+        kept >= 2 * CHUNK_ROWS as i64 && kept < CHUNKED_ROWS as i64,
+        "killed between chunks, {kept} rows kept"
+    );
+    let job = app.wait_final_at(&format!("/v1/imports/{id}")).await;
+    drop(workers);
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["attempt"], 2, "the killed attempt counts: {job}");
+    assert_eq!(job["result"]["rows_inserted"], CHUNKED_ROWS);
+    assert_eq!(job["result"]["rows_rejected"], 1);
+    assert_eq!(job["result"]["chunks_committed"], CHUNKED_ROWS / CHUNK_ROWS);
+    assert!(job["result"].get("rows_kept").is_none(), "{job}");
+    assert_eq!(
+        app.data_count("SELECT count(*) FROM chunked").await,
+        CHUNKED_ROWS as i64
+    );
+    assert_eq!(
+        app.data_count("SELECT count(DISTINCT id) FROM chunked")
+            .await,
+        CHUNKED_ROWS as i64
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_chunked_import_keeps_its_committed_chunks_and_says_so() {
+    let (settings, data_url, prefix) = test_settings(Shape::Embedded).await;
+    let app = spawn_with(settings, data_url, prefix).await;
+    let id = start_chunked_import(&app).await;
+    committed(&app, 2).await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/imports/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let job = app.wait_final_at(&format!("/v1/imports/{id}")).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let kept = app.data_count("SELECT count(*) FROM chunked").await;
+    assert!(
+        kept >= 2 * CHUNK_ROWS as i64 && kept < CHUNKED_ROWS as i64,
+        "{kept} rows kept"
+    );
+    assert_eq!(kept % CHUNK_ROWS as i64, 0, "whole chunks only");
+    assert_eq!(job["result"]["rows_kept"], kept, "{job}");
+    assert_eq!(job["result"]["rows_inserted"], kept, "{job}");
+    assert_eq!(job["result"]["chunks_committed"], kept / CHUNK_ROWS as i64);
     app.stop().await;
 }

@@ -7,7 +7,7 @@ use ferry::config::{ConnectionSettings, Secret, Settings};
 use ferry::domain::{ImportRequest, Progress};
 use ferry::jobs::import::prepare::{connect, prepare};
 use ferry::pipeline::import::{Loaded, Run, run};
-use ferry::pipeline::loaders::{LoadError, TargetConn};
+use ferry::pipeline::loaders::{Checkpoint, LoadError, TargetConn};
 use ferry::pipeline::rejects::{Rejected, Rejects};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -167,6 +167,8 @@ conformance!(
     upsert_applies_a_repeated_key_in_file_order_and_rejects_other_violations,
     replace_rejects_rows_that_break_constraints_and_loads_the_rest,
     a_key_the_database_fills_does_not_make_rows_of_a_refused_chunk_collide,
+    a_chunked_load_commits_every_chunk_with_its_checkpoint,
+    a_chunked_retry_resumes_after_its_last_checkpoint_and_loads_no_row_twice,
 );
 
 async fn append_loads_every_row_once_and_records_the_job(db: Db) {
@@ -548,4 +550,115 @@ async fn postgres_chunks_that_fail_are_settled_alone_and_clean_chunks_load_as_th
             .await,
         ["119998 119998"]
     );
+}
+
+async fn a_chunked_load_commits_every_chunk_with_its_checkpoint(db: Db) {
+    db.sql("CREATE TABLE t (id integer PRIMARY KEY, v text); INSERT INTO t VALUES (9, 'old');")
+        .await;
+    let job = uuid::Uuid::new_v4().to_string();
+    let chunked = json!({"target": {"table": "t"}, "max_errors": 10,
+        "commit": "chunked", "chunk_rows": 3});
+    // Nine rows pass the validator (x does not): three chunks; 9 is refused by the table.
+    let file = "id,v\n1,a\n2,a\n3,a\nx,a\n4,a\n5,a\n9,a\n6,a\n7,a\n8,a\n";
+    let file = std::io::Cursor::new(file.as_bytes().to_vec());
+    let (result, rejects) = db
+        .import_as(&job, chunked, file, CancellationToken::new())
+        .await;
+    let loaded = result.unwrap();
+    assert_eq!((loaded.inserted, loaded.rejected, loaded.chunks), (8, 2, 3));
+    assert_eq!(lines(&rejects), [5, 8]);
+    assert_eq!(db.ids("t").await, "1,2,3,4,5,6,7,8,9");
+    let mut loader = connect(&db.url).await.unwrap().into_loader();
+    assert_eq!(
+        loader.checkpoint(&job).await.unwrap(),
+        Some(Checkpoint {
+            line: 11,
+            rows: 8,
+            rejected: 2,
+            chunks: 3
+        })
+    );
+    assert_eq!(loader.already_loaded(&job).await.unwrap(), Some(8));
+    // An upsert in chunks of one applies a repeated key in file order.
+    let upsert = json!({"target": {"table": "t"}, "mode": "upsert", "key": ["id"],
+        "commit": "chunked", "chunk_rows": 1});
+    let (loaded, _) = db.import(upsert, "id,v\n1,b\n9,b\n1,c\n").await;
+    assert_eq!((loaded.inserted, loaded.chunks), (3, 3));
+    assert_eq!(
+        db.strings("SELECT v FROM t WHERE id IN (1, 9) ORDER BY id")
+            .await,
+        ["c", "b"]
+    );
+}
+
+/// Gives the file in pieces, then fails as a connection that breaks would.
+struct BreaksAfter {
+    pieces: Vec<Vec<u8>>,
+}
+
+impl Read for BreaksAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pieces.is_empty() {
+            return Err(std::io::Error::other("the connection broke"));
+        }
+        let piece = self.pieces.remove(0);
+        buf[..piece.len()].copy_from_slice(&piece);
+        Ok(piece.len())
+    }
+}
+
+async fn a_chunked_retry_resumes_after_its_last_checkpoint_and_loads_no_row_twice(db: Db) {
+    // No key: a row loaded twice would show.
+    db.sql("CREATE TABLE t (id integer, v text)").await;
+    let job = uuid::Uuid::new_v4().to_string();
+    let chunked = |max_errors: u64| {
+        json!({"target": {"table": "t"}, "max_errors": max_errors,
+            "commit": "chunked", "chunk_rows": 2})
+    };
+    let head = "id,v\n1,a\n2,b\nx,bad\n3,c\n4,d\n";
+    let file = format!("{head}5,e\ny,bad\n6,f\n");
+    // The first attempt dies after two chunks, in the middle of the third.
+    let broken = BreaksAfter {
+        pieces: vec![head.as_bytes().to_vec(), b"5,e\n".to_vec()],
+    };
+    let (result, _) = db
+        .import_as(&job, chunked(10), broken, CancellationToken::new())
+        .await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(db.ids("t").await, "1,2,3,4");
+    let mut loader = connect(&db.url).await.unwrap().into_loader();
+    let kept = Checkpoint {
+        line: 6,
+        rows: 4,
+        rejected: 1,
+        chunks: 2,
+    };
+    assert_eq!(loader.checkpoint(&job).await.unwrap(), Some(kept));
+    // max_errors counts the committed chunks' rejects: one more is one too many.
+    let again = std::io::Cursor::new(file.clone().into_bytes());
+    let (result, _) = db
+        .import_as(&job, chunked(1), again, CancellationToken::new())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(LoadError::Producer {
+                code: "too_many_errors",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(db.ids("t").await, "1,2,3,4");
+    assert_eq!(loader.checkpoint(&job).await.unwrap(), Some(kept));
+    // The retry skips what the checkpoint holds: no row loaded, no reject reported, twice.
+    let again = std::io::Cursor::new(file.into_bytes());
+    let (result, rejects) = db
+        .import_as(&job, chunked(10), again, CancellationToken::new())
+        .await;
+    let loaded = result.unwrap();
+    assert_eq!((loaded.inserted, loaded.rejected, loaded.chunks), (6, 2, 3));
+    assert_eq!(lines(&rejects), [8]);
+    assert_eq!(db.ids("t").await, "1,2,3,4,5,6");
+    assert_eq!(loader.already_loaded(&job).await.unwrap(), Some(6));
 }

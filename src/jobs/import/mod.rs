@@ -86,12 +86,35 @@ impl Handler for ImportHandler {
                 rows,
                 "this import was committed by an earlier attempt; not loading again"
             );
+            let chunks = match spec.chunk_rows {
+                Some(_) => {
+                    let checkpoint = loader.checkpoint(&job.id.to_string()).await;
+                    Some(checkpoint.map_err(load_failure)?.map_or(0, |c| c.chunks))
+                }
+                None => None,
+            };
             let rejected = job.progress.rows_rejected.unwrap_or(0);
-            return Ok(self.result(&job, &prepared, rows, rejected, false));
+            let outcome = Outcome {
+                rows,
+                rejected,
+                report: false,
+                chunks,
+                kept: None,
+            };
+            return Ok(self.result(&job, &prepared, outcome));
         }
-        let (loaded, report) = self
+        let loaded = self
             .load(&job, &ctx, &prepared, &spec, loader.as_mut())
-            .await?;
+            .await;
+        let (loaded, report) = match loaded {
+            Ok(loaded) => loaded,
+            Err(failure) => {
+                if spec.chunk_rows.is_some() {
+                    self.keep_chunks(&job, &ctx, &prepared).await;
+                }
+                return Err(failure);
+            }
+        };
         tracing::info!(
             rows = loaded.inserted,
             rejected = loaded.rejected,
@@ -110,8 +133,24 @@ impl Handler for ImportHandler {
             p.rows_inserted = Some(loaded.inserted);
             p.rows_rejected = Some(loaded.rejected);
         });
-        Ok(self.result(&job, &prepared, loaded.inserted, loaded.rejected, report))
+        let outcome = Outcome {
+            rows: loaded.inserted,
+            rejected: loaded.rejected,
+            report,
+            chunks: spec.chunk_rows.map(|_| loaded.chunks),
+            kept: None,
+        };
+        Ok(self.result(&job, &prepared, outcome))
     }
+}
+
+/// What a result says.
+struct Outcome {
+    rows: u64,
+    rejected: u64,
+    report: bool,
+    chunks: Option<u64>,
+    kept: Option<u64>,
 }
 
 impl ImportHandler {
@@ -163,22 +202,55 @@ impl ImportHandler {
         Ok((loaded, report))
     }
 
-    fn result(
-        &self,
-        job: &Job,
-        prepared: &Prepared,
-        rows: u64,
-        rejected: u64,
-        report: bool,
-    ) -> Value {
+    fn result(&self, job: &Job, prepared: &Prepared, outcome: Outcome) -> Value {
         let result = ImportResult {
-            rows_inserted: rows,
-            rows_rejected: rejected,
-            rejects_url: report.then(|| format!("/v1/imports/{}/rejects", job.id)),
+            rows_inserted: outcome.rows,
+            rows_rejected: outcome.rejected,
+            rejects_url: outcome
+                .report
+                .then(|| format!("/v1/imports/{}/rejects", job.id)),
             table: prepared.table.table.clone(),
             connection: prepared.connection.clone(),
             bytes: job.progress.total_bytes,
+            chunks_committed: outcome.chunks,
+            rows_kept: outcome.kept,
         };
         serde_json::to_value(result).unwrap_or(Value::Null)
+    }
+
+    /// After a chunked import failed or stopped: saves, as the job's result, what its
+    /// committed chunks keep in the table (read from their checkpoint in the target).
+    async fn keep_chunks(&self, job: &Job, ctx: &JobContext, prepared: &Prepared) {
+        let checkpoint = match connect(&prepared.url).await {
+            Ok(conn) => conn.into_loader().checkpoint(&job.id.to_string()).await,
+            Err(error) => Err(LoadError::Internal(error.to_string())),
+        };
+        let checkpoint = match checkpoint {
+            Ok(Some(checkpoint)) => checkpoint,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the chunked import's checkpoint");
+                return;
+            }
+        };
+        tracing::info!(
+            chunks = checkpoint.chunks,
+            rows = checkpoint.rows,
+            "the chunked import keeps its committed chunks"
+        );
+        ctx.update_progress(|p| p.rows_inserted = Some(checkpoint.rows));
+        let outcome = Outcome {
+            rows: checkpoint.rows,
+            rejected: checkpoint.rejected,
+            report: false,
+            chunks: Some(checkpoint.chunks),
+            kept: Some(checkpoint.rows),
+        };
+        let result = self.result(job, prepared, outcome);
+        match ctx.save_result(&result).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("lease lost; the kept rows are not in the job's result"),
+            Err(error) => tracing::warn!(?error, "could not save the kept rows as the result"),
+        }
     }
 }

@@ -11,11 +11,14 @@ pub mod read;
 
 use crate::domain::{ImportSpec, Progress};
 use crate::pipeline::loaders::schema::TableSchema;
-use crate::pipeline::loaders::{self, LoadError, LoadPlan, Loader};
+use crate::pipeline::loaders::{
+    self, Checkpoint, ChunkEnd, Commit, LoadError, LoadPlan, LoadReceiver, LoadSender, Loader,
+};
 use crate::pipeline::rejects::Rejects;
 use crate::pipeline::validate::ColumnRule;
 use read::{Outputs, ReadSettings, Target};
 use std::io::Read;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -52,9 +55,15 @@ pub struct Loaded {
     pub inserted: u64,
     /// Rows rejected, by the validator or the database.
     pub rejected: u64,
+    /// Chunks committed by a chunked import (by this run and the ones before it); 0 for a
+    /// single transaction.
+    pub chunks: u64,
 }
 
-/// Reads `input` and loads it through `loader`, in one transaction.
+/// Reads `input` and loads it through `loader`: in one transaction, or, for
+/// `"commit": "chunked"`, in chunks of `chunk_rows` rows, each committed with its checkpoint.
+/// A chunked run that finds a checkpoint of its job re-reads the file from the start and skips
+/// the records up to the checkpoint's line, so no row is loaded (or rejected) twice.
 pub async fn run(
     input: impl Read + Send + 'static,
     loader: &mut dyn Loader,
@@ -62,6 +71,12 @@ pub async fn run(
 ) -> Result<Loaded, LoadError> {
     let (mapping_tx, mapping_rx) = oneshot::channel();
     let (batches_tx, batches_rx) = loaders::channel();
+    let start = match run.spec.chunk_rows {
+        Some(_) => loader.checkpoint(&run.job).await?.unwrap_or_default(),
+        None => Checkpoint::default(),
+    };
+    // What the committed chunks rejected counts against `max_errors`.
+    run.rejects.add(start.rejected)?;
     let outputs = Outputs {
         mapping: mapping_tx,
         header: run.header,
@@ -74,6 +89,8 @@ pub async fn run(
         quote: run.spec.quote,
         header: run.spec.header,
         compression: run.spec.compression,
+        skip_through: start.line,
+        chunk_rows: run.spec.chunk_rows,
     };
     let (table, rules, mapping, stop) = (
         run.prepared.table.clone(),
@@ -116,18 +133,109 @@ pub async fn run(
         mode: run.spec.mode,
         key: run.spec.key.clone(),
     };
-    let loaded = loader
-        .load(&plan, batches_rx, &run.rejects, &run.stop)
-        .await;
+    let loaded = match run.spec.chunk_rows {
+        Some(_) => chunked(loader, &plan, batches_rx, &run.rejects, &run.stop, start).await,
+        None => loader
+            .load(&plan, batches_rx, &run.rejects, &run.stop, &Commit::Whole)
+            .await
+            .map(|inserted| (inserted, 0)),
+    };
     let read = joined(reader.await);
     match (loaded, read) {
-        (Ok(inserted), Ok(_)) => Ok(Loaded {
+        (Ok((inserted, chunks)), Ok(_)) => Ok(Loaded {
             inserted,
             rejected: run.rejects.count(),
+            chunks,
         }),
         // The reader's own failure explains a loader that was sent it.
         (_, Err(error @ LoadError::Producer { .. })) | (Err(error), _) => Err(error),
         (Ok(_), Err(error)) => Err(error),
+    }
+}
+
+/// Loads the batches chunk after chunk, each in its own transaction with its checkpoint;
+/// returns the rows the job's chunks loaded (those of earlier runs too) and its chunks.
+async fn chunked(
+    loader: &mut dyn Loader,
+    plan: &LoadPlan,
+    mut batches: LoadReceiver,
+    rejects: &Rejects,
+    stop: &tokio_util::sync::CancellationToken,
+    start: Checkpoint,
+) -> Result<(u64, u64), LoadError> {
+    let mut done = start;
+    loop {
+        let end = Arc::new(Mutex::new(ChunkEnd {
+            checkpoint: done,
+            ..ChunkEnd::default()
+        }));
+        let commit = Commit::Chunk(end.clone());
+        let (tx, rx) = loaders::channel();
+        let counted = rejects.tracked();
+        let (ended, loaded) = tokio::join!(
+            forward_chunk(&mut batches, tx, &end),
+            loader.load(plan, rx, &counted, stop, &commit)
+        );
+        loaded?;
+        done = end
+            .lock()
+            .map(|end| end.checkpoint)
+            .map_err(|_| LoadError::Internal("a chunk's checkpoint was poisoned".into()))?;
+        tracing::info!(
+            chunks = done.chunks,
+            rows = done.rows,
+            line = done.line,
+            "chunk committed"
+        );
+        if ended {
+            return Ok((done.rows, done.chunks));
+        }
+    }
+}
+
+/// Passes batches on to one chunk's loader until the chunk's last batch (or the end of the
+/// file, or an error), noting the chunk's last line and the validator's rejects in `end`;
+/// returns whether the file ended.
+async fn forward_chunk(batches: &mut LoadReceiver, tx: LoadSender, end: &Mutex<ChunkEnd>) -> bool {
+    loop {
+        let message = tokio::select! {
+            message = batches.recv() => message,
+            // The loader stopped or failed; it says why itself.
+            () = tx.closed() => return false,
+        };
+        match message {
+            Some(Ok(Some(batch))) => {
+                let chunk_end = batch.chunk_end;
+                if let Ok(mut end) = end.lock() {
+                    if let Some(row) = batch.rows.last() {
+                        end.checkpoint.line = row.line;
+                    }
+                    end.checkpoint.rejected += batch.rejected;
+                    end.rows += batch.rows.len() as u64;
+                }
+                if tx.send(Ok(Some(batch))).await.is_err() {
+                    return false;
+                }
+                if chunk_end {
+                    let _ = tx.send(Ok(None)).await;
+                    return false;
+                }
+            }
+            Some(Ok(None)) => {
+                if let Ok(mut end) = end.lock() {
+                    end.last = true;
+                }
+                let _ = tx.send(Ok(None)).await;
+                return true;
+            }
+            Some(Err(error)) => {
+                let _ = tx.send(Err(error)).await;
+                return false;
+            }
+            // The reader ended without finishing: the closed channel makes the loader roll
+            // back.
+            None => return false,
+        }
     }
 }
 

@@ -42,6 +42,12 @@ pub struct ReadSettings {
     pub quote: u8,
     pub header: bool,
     pub compression: Compression,
+    /// Records up to this line are skipped unread (a chunked import's retry resumes after its
+    /// last checkpoint); 0 skips nothing.
+    pub skip_through: u64,
+    /// For a chunked import, rows per chunk: a batch ends at each chunk's last row, marked
+    /// [`Batch::chunk_end`].
+    pub chunk_rows: Option<u64>,
 }
 
 /// Where the reader's results go.
@@ -108,6 +114,10 @@ struct State<'a> {
     rejects: Vec<Rejected>,
     passed: u64,
     rejected: u64,
+    /// `rejected` when the last batch was sent.
+    rejected_sent: u64,
+    /// Rows passed in the current chunk.
+    chunk_passed: u64,
     bytes: Arc<AtomicU64>,
 }
 
@@ -139,6 +149,8 @@ impl<'a> State<'a> {
             rejects: Vec::new(),
             passed: 0,
             rejected: 0,
+            rejected_sent: 0,
+            chunk_passed: 0,
             bytes: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -210,6 +222,9 @@ impl<'a> State<'a> {
         let Some(mapping) = &self.mapping else {
             return self.first_record(record);
         };
+        if record.line <= self.settings.skip_through {
+            return Ok(());
+        }
         match record.kind {
             RecordKind::Broken { raw, reason } => {
                 let why = match reason {
@@ -337,7 +352,19 @@ impl<'a> State<'a> {
             raw_end: self.batch.raw.len(),
         });
         self.passed += 1;
-        if self.batch.data.len() >= BATCH_BYTES || self.batch.rows.len() >= BATCH_ROWS {
+        self.chunk_passed += 1;
+        if self
+            .settings
+            .chunk_rows
+            .is_some_and(|rows| self.chunk_passed >= rows)
+        {
+            self.chunk_passed = 0;
+            self.batch.chunk_end = true;
+        }
+        if self.batch.chunk_end
+            || self.batch.data.len() >= BATCH_BYTES
+            || self.batch.rows.len() >= BATCH_ROWS
+        {
             self.flush_batch()?;
         }
         Ok(())
@@ -356,7 +383,9 @@ impl<'a> State<'a> {
         if self.batch.rows.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, new_batch());
+        let mut batch = std::mem::replace(&mut self.batch, new_batch());
+        batch.rejected = self.rejected - self.rejected_sent;
+        self.rejected_sent = self.rejected;
         // The loader hung up: it failed or stopped and reports why itself.
         self.outputs
             .batches
@@ -390,6 +419,7 @@ fn new_batch() -> Batch {
         data: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
         raw: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
         rows: Vec::with_capacity(1024),
+        ..Batch::default()
     }
 }
 

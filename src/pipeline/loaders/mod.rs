@@ -2,8 +2,9 @@
 //! batches (it hands the reader an encoder for the table's column types), finds out whether a
 //! job was already loaded, stages, turns constraint violations into per-row rejects, and
 //! commits the rows together with a record of the job in `ferry_import_log` — the reader never
-//! knows which database it feeds. Both backends pass one conformance suite
-//! (`tests/api/loaders.rs`).
+//! knows which database it feeds. A chunked import is one such load per chunk, each committed
+//! with its checkpoint in `ferry_import_checkpoint` (see [`Commit`]). Both backends pass one
+//! conformance suite (`tests/api/loaders.rs`).
 //!
 //! * [`postgres`]: binary `COPY … FROM STDIN` in savepointed chunks; a chunk the database
 //!   refuses is loaded again into a temporary table where set queries find the bad rows.
@@ -25,6 +26,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,108 @@ pub const CHANNEL_BATCHES: usize = 4;
 
 /// The table in a target database that remembers finished imports.
 pub const LOG_TABLE: &str = "ferry_import_log";
+
+/// The table in a target database that remembers how far a chunked import got.
+pub const CHECKPOINT_TABLE: &str = "ferry_import_checkpoint";
+
+/// Creates [`CHECKPOINT_TABLE`] (the same statement for both databases).
+pub fn create_checkpoints() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (job_id text PRIMARY KEY, \
+         line bigint NOT NULL, rows bigint NOT NULL, rejected bigint NOT NULL, \
+         chunks bigint NOT NULL)"
+    )
+}
+
+/// Reads a job's checkpoint: `line, rows, rejected, chunks`.
+pub fn select_checkpoint() -> String {
+    format!("SELECT line, rows, rejected, chunks FROM {CHECKPOINT_TABLE} WHERE job_id = $1")
+}
+
+/// Writes a job's checkpoint (`$1` the job, then `line, rows, rejected, chunks`).
+pub fn upsert_checkpoint() -> String {
+    format!(
+        "INSERT INTO {CHECKPOINT_TABLE} (job_id, line, rows, rejected, chunks) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO UPDATE SET line = excluded.line, \
+         rows = excluded.rows, rejected = excluded.rejected, chunks = excluded.chunks"
+    )
+}
+
+/// How far a chunked import got: what its committed chunks hold. Written in the same
+/// transaction as each chunk's rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The file's line of the last row of the last committed chunk; a retry skips the records
+    /// up to it.
+    pub line: u64,
+    /// Rows the committed chunks loaded.
+    pub rows: u64,
+    /// Rows rejected up to `line` (counted against `max_errors` by a retry).
+    pub rejected: u64,
+    /// Chunks committed.
+    pub chunks: u64,
+}
+
+impl Checkpoint {
+    /// From the columns of [`select_checkpoint`].
+    pub fn from_row((line, rows, rejected, chunks): (i64, i64, i64, i64)) -> Self {
+        let n = |v: i64| v.max(0) as u64;
+        Self {
+            line: n(line),
+            rows: n(rows),
+            rejected: n(rejected),
+            chunks: n(chunks),
+        }
+    }
+
+    /// The values bound after the job's id in [`upsert_checkpoint`].
+    pub fn binds(&self) -> [i64; 4] {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        [n(self.line), n(self.rows), n(self.rejected), n(self.chunks)]
+    }
+}
+
+/// How a load commits.
+#[derive(Debug, Clone)]
+pub enum Commit {
+    /// The whole file in one transaction, with the job's row in [`LOG_TABLE`].
+    Whole,
+    /// One chunk of a chunked import, with its checkpoint; the last chunk also writes the
+    /// job's row in [`LOG_TABLE`].
+    Chunk(Arc<Mutex<ChunkEnd>>),
+}
+
+/// What the reading side knows of a chunk by the time the loader sees its end; the loader
+/// adds its own counts and writes it as the chunk's checkpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkEnd {
+    /// Before the loader: the checkpoint before this chunk with `line` and the validator's
+    /// rejects of the chunk added. After a commit: the chunk's checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Whether the chunk ends the file.
+    pub last: bool,
+    /// Rows the validator passed in the chunk (an empty last chunk is not counted).
+    pub rows: u64,
+}
+
+impl Commit {
+    /// The checkpoint to write after loading `loaded` rows of which the database refused
+    /// `refused`, and whether to write the job's log row too; `None` for [`Commit::Whole`].
+    pub fn finish(&self, loaded: u64, refused: u64) -> Result<Option<ChunkEnd>, LoadError> {
+        let Self::Chunk(end) = self else {
+            return Ok(None);
+        };
+        let mut end = end
+            .lock()
+            .map_err(|_| LoadError::Internal("a chunk's checkpoint was poisoned".into()))?;
+        end.checkpoint.rows += loaded;
+        end.checkpoint.rejected += refused;
+        if end.rows > 0 {
+            end.checkpoint.chunks += 1;
+        }
+        Ok(Some(*end))
+    }
+}
 
 /// A connection to a target database (also used to list its tables).
 pub enum TargetConn {
@@ -95,6 +199,11 @@ pub struct Batch {
     /// The rows' fields, back to back, as [`push_fields`] writes them.
     pub raw: Vec<u8>,
     pub rows: Vec<BatchRow>,
+    /// Rows the validator rejected since the previous batch (a chunked import's checkpoint
+    /// counts them with the chunk they precede).
+    pub rejected: u64,
+    /// Whether this batch ends a chunk of a chunked import.
+    pub chunk_end: bool,
 }
 
 /// One row of a batch, borrowed.
@@ -247,19 +356,24 @@ pub trait Loader: Send {
     /// Rows a previous attempt of `job` already committed, if it did.
     async fn already_loaded(&mut self, job: &str) -> Result<Option<u64>, LoadError>;
 
+    /// The last checkpoint of chunked import `job`, if a chunk of it was committed.
+    async fn checkpoint(&mut self, job: &str) -> Result<Option<Checkpoint>, LoadError>;
+
     /// The encoder the reader uses for this loader's batches.
     fn encoder(&self) -> EncoderFactory;
 
-    /// Loads every batch in one transaction and commits it with the job's log row; returns
-    /// the rows loaded. Rows the database refuses go to `rejects` (which counts them against
-    /// `max_errors`); the others load exactly once. Rolls back when `stop` fires, the reader
-    /// sends an error or too many rows are rejected.
+    /// Loads every batch in one transaction and commits it with the job's log row (or, for a
+    /// chunk, with its checkpoint, see [`Commit`]); returns the rows loaded. Rows the database
+    /// refuses go to `rejects` (which counts them against `max_errors`); the others load
+    /// exactly once. Rolls back when `stop` fires, the reader sends an error or too many rows
+    /// are rejected.
     async fn load(
         &mut self,
         plan: &LoadPlan,
         batches: LoadReceiver,
         rejects: &Rejects,
         stop: &CancellationToken,
+        commit: &Commit,
     ) -> Result<u64, LoadError>;
 }
 

@@ -12,8 +12,8 @@
 //! SQLite stores booleans as 1 and 0.
 
 use super::{
-    Batch, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver, Loader, RowEncoder,
-    next_batch,
+    Batch, Checkpoint, Commit, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver,
+    Loader, RowEncoder, create_checkpoints, next_batch, select_checkpoint, upsert_checkpoint,
 };
 use crate::domain::import::Mode;
 use crate::pipeline::rejects::{Rejected, Rejects};
@@ -55,6 +55,17 @@ impl Loader for SqliteLoader {
         Ok(rows.map(|r| r.max(0) as u64))
     }
 
+    async fn checkpoint(&mut self, job: &str) -> Result<Option<Checkpoint>, LoadError> {
+        sqlx::raw_sql(AssertSqlSafe(create_checkpoints()))
+            .execute(&mut self.conn)
+            .await?;
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(select_checkpoint()))
+            .bind(job)
+            .fetch_optional(&mut self.conn)
+            .await?;
+        Ok(row.map(Checkpoint::from_row))
+    }
+
     fn encoder(&self) -> EncoderFactory {
         |types| Box::new(ValueEncoder::new(types))
     }
@@ -65,6 +76,7 @@ impl Loader for SqliteLoader {
         mut batches: LoadReceiver,
         rejects: &Rejects,
         stop: &CancellationToken,
+        commit: &Commit,
     ) -> Result<u64, LoadError> {
         // Only outside a transaction does this pragma take effect.
         sqlx::raw_sql("PRAGMA foreign_keys = ON")
@@ -82,11 +94,28 @@ impl Loader for SqliteLoader {
         while let Some(batch) = next_batch(&mut batches, stop).await? {
             loaded += insert_batch(&mut tx, &insert, &batch, rejects).await?;
         }
+        let mut logged = loaded;
+        if let Some(end) = commit.finish(loaded, rejects.own_count())? {
+            let [line, rows, rejected, chunks] = end.checkpoint.binds();
+            sqlx::query(AssertSqlSafe(upsert_checkpoint()))
+                .bind(&plan.job)
+                .bind(line)
+                .bind(rows)
+                .bind(rejected)
+                .bind(chunks)
+                .execute(&mut *tx)
+                .await?;
+            logged = end.checkpoint.rows;
+            if !end.last {
+                tx.commit().await?;
+                return Ok(loaded);
+            }
+        }
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {LOG_TABLE} (job_id, rows) VALUES ($1, $2)"
         )))
         .bind(&plan.job)
-        .bind(i64::try_from(loaded).unwrap_or(i64::MAX))
+        .bind(i64::try_from(logged).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

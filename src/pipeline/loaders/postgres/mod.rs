@@ -34,7 +34,8 @@ pub mod text;
 pub mod violations;
 
 use super::{
-    Batch, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver, Loader, next_batch,
+    Batch, Checkpoint, Commit, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver,
+    Loader, create_checkpoints, next_batch, select_checkpoint, upsert_checkpoint,
 };
 use crate::domain::import::Mode;
 use crate::pipeline::rejects::Rejects;
@@ -76,6 +77,15 @@ impl Loader for PgLoader {
         Ok(rows.map(|r| r.max(0) as u64))
     }
 
+    async fn checkpoint(&mut self, job: &str) -> Result<Option<Checkpoint>, LoadError> {
+        create_once(&mut self.conn, create_checkpoints()).await?;
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(select_checkpoint()))
+            .bind(job)
+            .fetch_optional(&mut self.conn)
+            .await?;
+        Ok(row.map(Checkpoint::from_row))
+    }
+
     fn encoder(&self) -> EncoderFactory {
         |types| match Format::of(types) {
             Format::Binary => Box::new(binary::BinaryEncoder::new(types)),
@@ -89,6 +99,7 @@ impl Loader for PgLoader {
         mut batches: LoadReceiver,
         rejects: &Rejects,
         stop: &CancellationToken,
+        commit: &Commit,
     ) -> Result<u64, LoadError> {
         let mut tx = self.conn.begin().await?;
         let mut load = Load {
@@ -103,11 +114,28 @@ impl Loader for PgLoader {
             Mode::Append => load.append(&mut tx, &mut batches, stop).await?,
             Mode::Replace | Mode::Upsert => load.staged(&mut tx, &mut batches, stop).await?,
         };
+        let mut logged = loaded;
+        if let Some(end) = commit.finish(loaded, rejects.own_count())? {
+            let [line, rows, rejected, chunks] = end.checkpoint.binds();
+            sqlx::query(AssertSqlSafe(upsert_checkpoint()))
+                .bind(&plan.job)
+                .bind(line)
+                .bind(rows)
+                .bind(rejected)
+                .bind(chunks)
+                .execute(&mut *tx)
+                .await?;
+            logged = end.checkpoint.rows;
+            if !end.last {
+                tx.commit().await?;
+                return Ok(loaded);
+            }
+        }
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {LOG_TABLE} (job_id, rows) VALUES ($1, $2)"
         )))
         .bind(&plan.job)
-        .bind(i64::try_from(loaded).unwrap_or(i64::MAX))
+        .bind(i64::try_from(logged).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -120,6 +148,11 @@ async fn ensure_log(conn: &mut PgConnection) -> Result<(), LoadError> {
         "CREATE TABLE IF NOT EXISTS {LOG_TABLE} (job_id text PRIMARY KEY, rows bigint NOT NULL, \
          finished_at timestamptz NOT NULL DEFAULT now())"
     );
+    create_once(conn, create).await
+}
+
+/// Runs a `CREATE TABLE IF NOT EXISTS`.
+async fn create_once(conn: &mut PgConnection, create: String) -> Result<(), LoadError> {
     match sqlx::raw_sql(AssertSqlSafe(create))
         .execute(&mut *conn)
         .await

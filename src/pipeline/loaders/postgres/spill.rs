@@ -107,6 +107,7 @@ impl SpillReader {
             data: vec![0; data],
             raw: vec![0; raw],
             rows: Vec::with_capacity(rows),
+            ..Batch::default()
         };
         for _ in 0..rows {
             let line = self.file.read_u64_le().await?;
