@@ -9,8 +9,10 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, RetryConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where the files are, from `storage.url`.
 #[derive(Debug, PartialEq, Eq)]
@@ -111,7 +113,8 @@ fn open_s3(
 ) -> Result<Arc<PrefixStore<AmazonS3>>, StorageError> {
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
-        .with_region(&config.region);
+        .with_region(&config.region)
+        .with_retry(outage_retries());
     if let Some(endpoint) = &config.endpoint {
         builder = builder
             .with_endpoint(endpoint)
@@ -129,6 +132,22 @@ fn open_s3(
     let prefix = StorePath::parse(prefix)
         .map_err(|e| StorageError::Config(format!("S3 key prefix {prefix:?}: {e}")))?;
     Ok(Arc::new(PrefixStore::new(s3, prefix)))
+}
+
+/// How a request to S3 is retried: object_store's default (10 retries with full-jitter backoff
+/// from 100 ms) gives up after about 5 s of refused connections, so a store that restarts or a
+/// network that blinks for 20 s failed every attempt of a job. These retries ride out an outage
+/// of a minute or more within one request; three minutes in all keeps a signed request valid.
+fn outage_retries() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            base: 2.0,
+        },
+        max_retries: 40,
+        retry_timeout: Duration::from_secs(180),
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ pub async fn fresh_postgres() -> String {
         .ok()
         .filter(|run| !run.is_empty() && run.chars().all(|c| c.is_ascii_alphanumeric()))
         .unwrap_or_else(|| "adhoc".to_owned());
-    let name = format!("ferry_t_{created}_{run}_{}", uuid::Uuid::new_v4().simple());
+    // At most 63 bytes: PostgreSQL cuts longer names short.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("ferry_t_{created}_{run}_{}", &unique[..16]);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await

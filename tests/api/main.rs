@@ -22,6 +22,7 @@ mod memory;
 mod metrics;
 mod newcomer;
 mod openapi;
+mod outages;
 mod process;
 mod queue;
 mod startup;
