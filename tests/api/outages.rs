@@ -1,9 +1,12 @@
 //! Outages of the services Ferry depends on, in the production shape (PostgreSQL metadata, S3):
 //! every connection to the metadata database terminated twice while a job runs, and the S3
-//! endpoint down for 20 s in the middle of a multipart upload. Jobs finish, exactly once.
+//! endpoint down for 20 s in the middle of a multipart upload, and the metadata PostgreSQL (a
+//! cluster of the test's own) restarted while a job runs. Jobs finish, exactly once.
 
 use crate::helpers::{Shape, eventually, incomplete_uploads, objects, spawn_with, test_settings};
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -181,6 +184,135 @@ async fn the_s3_endpoint_down_for_twenty_seconds_mid_upload_still_gives_one_obje
     .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["file"]["rows"], 2_000_000);
+    assert_eq!(objects(&prefix).len(), 1, "one object");
+    assert_eq!(incomplete_uploads(&prefix), Vec::<String>::new());
+    app.stop().await;
+}
+
+/// A PostgreSQL cluster of this test's own (initdb, pg_ctl as the `postgres` user, trust auth,
+/// a free port), stopped and removed when dropped: restarting the machine's shared server would
+/// disturb every other test.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed under /usr/lib/postgresql")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("an initdb");
+        let dir = std::env::temp_dir().join(format!("ferry-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Command::new("chown")
+            .arg("postgres")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let cluster = Self { dir, port, bin };
+        let data = cluster.dir.join("data");
+        cluster.run(&["initdb", "-A", "trust", "-U", "postgres", "-D"], &data);
+        cluster.ctl("start");
+        cluster
+    }
+
+    fn run(&self, args: &[&str], last: &Path) {
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(args[0]))
+            .args(&args[1..])
+            .arg(last)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run a PostgreSQL tool");
+        assert!(status.success(), "{args:?} failed");
+    }
+
+    fn ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log");
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args([action, "-w", "-m", "fast", "-o", &options, "-l"])
+            .arg(&log)
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pg_ctl");
+        assert!(status.success(), "pg_ctl {action} failed");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn postgresql_restarted_while_a_job_runs_and_the_job_still_succeeds_once() {
+    let cluster = Cluster::start();
+    let (mut settings, data_url, prefix) = test_settings(Shape::Production).await;
+    let prefix = prefix.unwrap();
+    settings.database_url = Some(ferry::config::Secret::new(cluster.url()));
+    let app = spawn_with(settings, data_url, Some(prefix.clone())).await;
+    let id = app.create_export(export(3_000_000)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(Duration::from_secs(60), "the export to write", || async {
+        let job: Value = app
+            .get(&format!("/v1/exports/{id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (job["progress"]["bytes"].as_u64()? > 1024 * 1024).then_some(())
+    })
+    .await;
+    cluster.ctl("restart");
+    let job = eventually(Duration::from_secs(300), "the export to end", || async {
+        let job: Value = app
+            .get(&format!("/v1/exports/{id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        ["succeeded", "failed", "cancelled"]
+            .contains(&job["state"].as_str()?)
+            .then_some(job)
+    })
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["file"]["rows"], 3_000_000);
     assert_eq!(objects(&prefix).len(), 1, "one object");
     assert_eq!(incomplete_uploads(&prefix), Vec::<String>::new());
     app.stop().await;
