@@ -305,7 +305,12 @@ impl TestApp {
 
     /// Polls the job at `path` until it is in a final state, and returns it.
     pub async fn wait_final_at(&self, path: &str) -> serde_json::Value {
-        eventually(Duration::from_secs(60), "the job to finish", || async {
+        self.wait_final_within(path, Duration::from_secs(60)).await
+    }
+
+    /// Polls the job at `path` until it is in a final state, for at most `limit`.
+    pub async fn wait_final_within(&self, path: &str, limit: Duration) -> serde_json::Value {
+        eventually(limit, "the job to finish", || async {
             let job: serde_json::Value = self.get(path).await.json().await.ok()?;
             let state = job["state"].as_str()?.to_owned();
             ["succeeded", "failed", "cancelled", "expired"]

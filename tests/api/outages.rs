@@ -170,18 +170,9 @@ async fn the_s3_endpoint_down_for_twenty_seconds_mid_upload_still_gives_one_obje
     // The outage is the point of the test: it lasts as long as the issue asks.
     tokio::time::sleep(Duration::from_secs(20)).await;
     proxy.down.store(false, Ordering::SeqCst);
-    let job = eventually(Duration::from_secs(300), "the export to end", || async {
-        let job: Value = app
-            .get(&format!("/v1/exports/{id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        ["succeeded", "failed", "cancelled"]
-            .contains(&job["state"].as_str()?)
-            .then_some(job)
-    })
-    .await;
+    let job = app
+        .wait_final_within(&format!("/v1/exports/{id}"), Duration::from_secs(300))
+        .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["file"]["rows"], 2_000_000);
     assert_eq!(objects(&prefix).len(), 1, "one object");
@@ -299,18 +290,9 @@ async fn postgresql_restarted_while_a_job_runs_and_the_job_still_succeeds_once()
     })
     .await;
     cluster.ctl("restart");
-    let job = eventually(Duration::from_secs(300), "the export to end", || async {
-        let job: Value = app
-            .get(&format!("/v1/exports/{id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        ["succeeded", "failed", "cancelled"]
-            .contains(&job["state"].as_str()?)
-            .then_some(job)
-    })
-    .await;
+    let job = app
+        .wait_final_within(&format!("/v1/exports/{id}"), Duration::from_secs(300))
+        .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["file"]["rows"], 3_000_000);
     assert_eq!(objects(&prefix).len(), 1, "one object");
