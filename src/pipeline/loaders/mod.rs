@@ -23,7 +23,7 @@ use crate::pipeline::sources::SourceError;
 use crate::pipeline::validate::ColumnType;
 use schema::TableSchema;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, SqliteConnection};
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -95,6 +95,51 @@ impl Checkpoint {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         [n(self.line), n(self.rows), n(self.rejected), n(self.chunks)]
     }
+}
+
+/// Ends a load of `loaded` rows (of which the database refused `refused`) in `tx`, the same on
+/// every database: a chunk writes its checkpoint and commits; the whole file, or the last chunk,
+/// also writes the job's row in [`LOG_TABLE`]. Returns `loaded`.
+pub async fn settle<DB>(
+    mut tx: sqlx::Transaction<'_, DB>,
+    job: &str,
+    commit: &Commit,
+    loaded: u64,
+    refused: u64,
+) -> Result<u64, LoadError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut logged = loaded;
+    if let Some(end) = commit.finish(loaded, refused)? {
+        let [line, rows, rejected, chunks] = end.checkpoint.binds();
+        sqlx::query(AssertSqlSafe(upsert_checkpoint()))
+            .bind(job)
+            .bind(line)
+            .bind(rows)
+            .bind(rejected)
+            .bind(chunks)
+            .execute(&mut *tx)
+            .await?;
+        logged = end.checkpoint.rows;
+        if !end.last {
+            tx.commit().await?;
+            return Ok(loaded);
+        }
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {LOG_TABLE} (job_id, rows) VALUES ($1, $2)"
+    )))
+    .bind(job)
+    .bind(i64::try_from(logged).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(loaded)
 }
 
 /// How a load commits.

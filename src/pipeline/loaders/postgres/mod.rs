@@ -35,7 +35,7 @@ pub mod violations;
 
 use super::{
     Batch, Checkpoint, Commit, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver,
-    Loader, create_checkpoints, next_batch, select_checkpoint, upsert_checkpoint,
+    Loader, create_checkpoints, next_batch, select_checkpoint,
 };
 use crate::domain::import::Mode;
 use crate::pipeline::rejects::Rejects;
@@ -114,32 +114,7 @@ impl Loader for PgLoader {
             Mode::Append => load.append(&mut tx, &mut batches, stop).await?,
             Mode::Replace | Mode::Upsert => load.staged(&mut tx, &mut batches, stop).await?,
         };
-        let mut logged = loaded;
-        if let Some(end) = commit.finish(loaded, rejects.own_count())? {
-            let [line, rows, rejected, chunks] = end.checkpoint.binds();
-            sqlx::query(AssertSqlSafe(upsert_checkpoint()))
-                .bind(&plan.job)
-                .bind(line)
-                .bind(rows)
-                .bind(rejected)
-                .bind(chunks)
-                .execute(&mut *tx)
-                .await?;
-            logged = end.checkpoint.rows;
-            if !end.last {
-                tx.commit().await?;
-                return Ok(loaded);
-            }
-        }
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {LOG_TABLE} (job_id, rows) VALUES ($1, $2)"
-        )))
-        .bind(&plan.job)
-        .bind(i64::try_from(logged).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(loaded)
+        crate::pipeline::loaders::settle(tx, &plan.job, commit, loaded, rejects.own_count()).await
     }
 }
 
