@@ -90,6 +90,18 @@ pub async fn final_follow_up(url: &str, kind: ferry::domain::JobKind) -> ferry::
     .await
 }
 
+/// How long a job waited between its creation and the start of its (latest) attempt.
+pub fn start_delay(job: &serde_json::Value) -> time::Duration {
+    let at = |field: &str| {
+        time::OffsetDateTime::parse(
+            job[field].as_str().expect("a timestamp"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("an RFC 3339 timestamp")
+    };
+    at("started_at") - at("created_at")
+}
+
 /// How the app under test stores its metadata and files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {

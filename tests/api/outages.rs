@@ -71,14 +71,7 @@ async fn metadata_connections_terminated_twice_lose_no_job_and_listen_comes_back
         .unwrap()
         .to_owned();
     let job = app.wait_final(&fresh).await;
-    let at = |field: &str| {
-        time::OffsetDateTime::parse(
-            job[field].as_str().unwrap(),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap()
-    };
-    let waited = at("started_at") - at("created_at");
+    let waited = crate::helpers::start_delay(&job);
     assert!(
         waited < time::Duration::seconds(1),
         "the new job waited {waited}"

@@ -228,14 +228,7 @@ async fn a_new_job_starts_at_once_on_a_wake_up_not_a_poll() {
             .unwrap()
             .to_owned();
         let job = app.wait_final(&id).await;
-        let at = |field: &str| {
-            time::OffsetDateTime::parse(
-                job[field].as_str().unwrap(),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap()
-        };
-        let waited = at("started_at") - at("created_at");
+        let waited = crate::helpers::start_delay(&job);
         assert!(
             waited < time::Duration::milliseconds(500),
             "{shape:?}: the job waited {waited}"
