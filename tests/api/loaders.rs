@@ -520,6 +520,41 @@ async fn postgres_an_exclusion_constraint_rejects_the_overlapping_row_with_its_r
 }
 
 #[tokio::test]
+async fn postgres_a_refusal_no_query_foresees_in_a_binary_load_is_found_beside_the_foreseen_ones() {
+    let db = Db {
+        url: fresh_postgres().await,
+        postgres: true,
+    };
+    // Every column goes as binary COPY, so the bad rows are first looked for in the narrow
+    // temporary table; the exclusion constraint is not among what the set queries know, so the
+    // copy of the good rows is refused and the chunk is settled row by row.
+    db.sql(
+        "CREATE TABLE codes (id integer PRIMARY KEY, code integer CHECK (code > 0), note text,
+            CONSTRAINT codes_one_each EXCLUDE USING btree (code WITH =))",
+    )
+    .await;
+    let file = "id,code,note\n1,10,a\n2,0,b\n3,10,c\n1,11,d\n5,12,e\n";
+    let (loaded, rejects) = db.import(spec("codes"), file).await;
+    assert_eq!(lines(&rejects), [3, 4, 5]);
+    assert_eq!((loaded.inserted, loaded.rejected), (2, 3));
+    assert!(
+        rejects[0].errors.contains("codes_code_check"),
+        "{rejects:?}"
+    );
+    assert!(
+        rejects[1]
+            .errors
+            .starts_with("constraint codes_one_each: conflicting key value"),
+        "{rejects:?}"
+    );
+    assert_eq!(
+        rejects[2].errors,
+        "constraint codes_pkey: Key (id)=(1) already exists (line 2)"
+    );
+    assert_eq!(db.ids("codes").await, "1,5");
+}
+
+#[tokio::test]
 async fn postgres_chunks_that_fail_are_settled_alone_and_clean_chunks_load_as_they_are() {
     let db = Db {
         url: fresh_postgres().await,

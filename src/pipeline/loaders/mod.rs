@@ -446,10 +446,10 @@ impl LoadPlan {
 }
 
 /// Identifiers quoted and joined with `, `.
-pub fn quoted_list(names: &[String]) -> String {
+pub fn quoted_list(names: &[impl AsRef<str>]) -> String {
     names
         .iter()
-        .map(|c| schema::quote_ident(c))
+        .map(|c| schema::quote_ident(c.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -70,6 +70,49 @@ pub fn with_leading_int8(row: &[u8], value: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(fields);
 }
 
+const MALFORMED: &str = "a row that is not in PostgreSQL's binary format";
+
+/// Appends `row` (one of this encoder's rows) with `value` as a first `int8` column and only the
+/// fields at the ascending indices `keep` after it; fails when the row is not well formed.
+pub fn project_with_leading_int8(
+    row: &[u8],
+    keep: &[usize],
+    value: i64,
+    out: &mut Vec<u8>,
+) -> Result<(), &'static str> {
+    let count = i16::try_from(keep.len() + 1).map_err(|_| "too many columns")?;
+    let (_, mut rest) = row.split_first_chunk::<2>().ok_or(MALFORMED)?;
+    let start = out.len();
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&8i32.to_be_bytes());
+    out.extend_from_slice(&value.to_be_bytes());
+    let mut index = 0;
+    for &wanted in keep {
+        // Invariant: `rest` starts at the length word of field `index`, and `index <= wanted`.
+        let field = loop {
+            let Some((field, after)) = split_field(rest) else {
+                out.truncate(start);
+                return Err(MALFORMED);
+            };
+            rest = after;
+            index += 1;
+            if index > wanted {
+                break field;
+            }
+        };
+        out.extend_from_slice(field);
+    }
+    Ok(())
+}
+
+/// The first field of `fields` (its length word and value), and what follows it.
+fn split_field(fields: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (length, _) = fields.split_first_chunk::<4>()?;
+    // A NULL's length is -1, and no value follows it.
+    let size = usize::try_from(i32::from_be_bytes(*length)).unwrap_or(0);
+    fields.split_at_checked(4 + size)
+}
+
 /// Appends one non-NULL field: its length, then its value.
 fn field(kind: &ColumnType, text: &str, out: &mut Vec<u8>) -> Result<(), String> {
     let start = out.len();
@@ -247,6 +290,28 @@ mod tests {
         assert_eq!(numeric_parts("+0.000"), (0, 0, 0, 3, vec![]));
         assert_eq!(numeric_parts("10000"), (1, 1, 0, 0, vec![1]));
         assert!(numeric("1.2.3", &mut Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_projection_keeps_the_line_and_the_chosen_fields_nulls_included() {
+        let types = [ColumnType::Integer, ColumnType::Text, ColumnType::Integer];
+        let mut out = Vec::new();
+        BinaryEncoder::new(&types)
+            .encode(&[Some("7".into()), Some("ab".into()), None], &mut out)
+            .unwrap();
+        let mut projected = Vec::new();
+        project_with_leading_int8(&out, &[0, 2], 5, &mut projected).unwrap();
+        let mut expected = vec![0, 3, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5];
+        expected.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 7]);
+        expected.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(projected, expected);
+        projected.clear();
+        project_with_leading_int8(&out, &[1], 9, &mut projected).unwrap();
+        assert_eq!(&projected[14..], &[0, 0, 0, 2, b'a', b'b']);
+        // A row cut short is refused and leaves nothing behind.
+        let before = projected.len();
+        assert!(project_with_leading_int8(&out[..9], &[2], 1, &mut projected).is_err());
+        assert_eq!(projected.len(), before);
     }
 
     #[test]

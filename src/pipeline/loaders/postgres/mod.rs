@@ -206,8 +206,7 @@ impl Load<'_> {
                         execute(conn, "ROLLBACK TO SAVEPOINT ferry_chunk").await?;
                         execute(conn, "RELEASE SAVEPOINT ferry_chunk").await?;
                     }
-                    self.rows_from_spill(conn).await?;
-                    let (good, bad) = self.settle(conn, true).await?;
+                    let (good, bad) = self.settle_chunk(conn).await?;
                     loaded += good;
                     dirty = bad > 0;
                 }
@@ -288,13 +287,7 @@ impl Load<'_> {
             };
         }
         copy.send(self.format.trailer()).await?;
-        match copy.finish().await {
-            Ok(_) => Ok((Copied::Clean(rows), size)),
-            Err(sqlx::Error::Database(e)) if row_level(e.code().as_deref()) => {
-                Ok((Copied::Refused(sqlx::Error::Database(e)), size))
-            }
-            Err(other) => Err(other.into()),
-        }
+        Ok((finished(copy.finish().await, rows)?, size))
     }
 
     /// Takes one chunk into the spill only (the chunk goes to `ferry_rows` from there).
@@ -316,6 +309,18 @@ impl Load<'_> {
             next = self.next(batches, stop).await?;
         }
         Ok(size)
+    }
+}
+
+/// How a COPY of `rows` rows ended: a refused row is for the caller to handle, any other error
+/// ends the load.
+fn finished(result: Result<u64, sqlx::Error>, rows: u64) -> Result<Copied, LoadError> {
+    match result {
+        Ok(_) => Ok(Copied::Clean(rows)),
+        Err(sqlx::Error::Database(e)) if row_level(e.code().as_deref()) => {
+            Ok(Copied::Refused(sqlx::Error::Database(e)))
+        }
+        Err(other) => Err(other.into()),
     }
 }
 

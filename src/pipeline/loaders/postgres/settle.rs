@@ -3,7 +3,8 @@
 //! others go into the table in one statement (in file order; merged for `upsert`), and the bad
 //! ones, read back from the spill with the file's own fields, go to the rejects.
 
-use super::{Load, execute, probe, violations};
+use super::format::Format;
+use super::{Copied, Load, binary, execute, finished, probe, violations};
 use crate::domain::import::Mode;
 use crate::pipeline::loaders::LoadError;
 use crate::pipeline::loaders::schema::quote_ident;
@@ -21,6 +22,9 @@ pub(super) struct Scratch {
     constraints: Vec<Constraint>,
     /// The NOT NULL columns that may end up NULL (not identity, not generated).
     not_null: Vec<String>,
+    /// When every column the constraints read is in the file and rows go in binary: those
+    /// columns' places in the file's columns, in order — what `ferry_keys` holds.
+    narrow: Option<Vec<usize>>,
 }
 
 impl Load<'_> {
@@ -61,11 +65,61 @@ impl Load<'_> {
             .execute(&mut *conn)
             .await?;
         let constraints = violations::catalogue(conn, &table).await?;
+        let narrow = self.narrow_columns(&constraints, &not_null);
+        if let Some(keep) = &narrow {
+            let columns: Vec<&str> = keep
+                .iter()
+                .filter_map(|&i| self.plan.columns.get(i).map(String::as_str))
+                .collect();
+            let select = if columns.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", crate::pipeline::loaders::quoted_list(&columns))
+            };
+            let create = format!(
+                "CREATE TEMP TABLE ferry_keys ON COMMIT DROP AS \
+                 SELECT NULL::bigint AS ferry_line{select} FROM {table} WITH NO DATA"
+            );
+            execute(conn, &create).await?;
+        }
         self.scratch = Some(Scratch {
             constraints,
             not_null,
+            narrow,
         });
         Ok(())
+    }
+
+    /// The places of the columns `ferry_keys` needs, or `None` when the narrow path cannot judge
+    /// the rows: in `replace` and `upsert` (the good rows go in from the temporary table), with
+    /// text COPY, or when a CHECK or a foreign key reads a column the file does not fill (its
+    /// value would be the table's default).
+    fn narrow_columns(
+        &self,
+        constraints: &[Constraint],
+        not_null: &[String],
+    ) -> Option<Vec<usize>> {
+        let plan = self.plan;
+        if plan.mode != Mode::Append || self.format != Format::Binary {
+            return None;
+        }
+        let mut read: Vec<&str> = not_null.iter().map(String::as_str).collect();
+        for constraint in constraints {
+            let columns = constraint.reads(plan);
+            let judged_here = !matches!(constraint.kind, violations::Kind::Unique(_));
+            if judged_here && columns.iter().any(|c| !plan.columns.iter().any(|p| p == c)) {
+                return None;
+            }
+            read.extend(columns);
+        }
+        let keep = plan
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| read.contains(&c.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        Some(keep)
     }
 
     /// Loads the spilled chunk into a fresh `ferry_rows`.
@@ -92,6 +146,126 @@ impl Load<'_> {
         Ok(())
     }
 
+    /// Settles the spilled chunk of an `append`; returns (rows inserted, rows rejected).
+    ///
+    /// When the constraints read only some columns, only those go to `ferry_keys`, the set
+    /// queries find the bad rows there, and the good rows are copied from the spill into the
+    /// table with `COPY`, as a clean chunk is, inside a savepoint: a narrow temporary table and
+    /// no `INSERT … SELECT`. Should the database still refuse a row (a reason no query foresaw),
+    /// the chunk is settled through `ferry_rows` and probing instead.
+    pub(super) async fn settle_chunk(
+        &mut self,
+        conn: &mut PgConnection,
+    ) -> Result<(u64, u64), LoadError> {
+        self.scratch(conn).await?;
+        let scratch = self.scratch.clone().unwrap_or_default();
+        let Some(keep) = &scratch.narrow else {
+            self.rows_from_spill(conn).await?;
+            return self.settle(conn, true).await;
+        };
+        execute(conn, "TRUNCATE ferry_keys, ferry_bad").await?;
+        self.keys_from_spill(conn, keep).await?;
+        execute(conn, "ANALYZE ferry_keys").await?;
+        // A NOT NULL column the file does not fill takes the table's default, which
+        // `ferry_keys` does not know: the COPY below finds out.
+        let not_null = scratch
+            .not_null
+            .iter()
+            .filter(|c| self.plan.columns.contains(c))
+            .cloned()
+            .collect();
+        let scope = Scope {
+            plan: self.plan,
+            not_null,
+            against_table: true,
+            rows: "ferry_keys",
+        };
+        violations::find(conn, &scope, &scratch.constraints).await?;
+        let bad = bad_lines(conn).await?;
+        execute(conn, "SAVEPOINT ferry_good").await?;
+        match self.copy_good(conn, &bad).await? {
+            Copied::Clean(rows) => {
+                execute(conn, "RELEASE SAVEPOINT ferry_good").await?;
+                if !bad.is_empty() {
+                    self.reject(&bad).await?;
+                }
+                Ok((rows, bad.len() as u64))
+            }
+            Copied::Refused(error) => {
+                tracing::info!(error = %error, "the good rows were refused; settling the chunk row by row");
+                execute(conn, "ROLLBACK TO SAVEPOINT ferry_good").await?;
+                execute(conn, "RELEASE SAVEPOINT ferry_good").await?;
+                self.rows_from_spill(conn).await?;
+                self.settle(conn, true).await
+            }
+        }
+    }
+
+    /// Loads the line and the columns at `keep` of each spilled row into `ferry_keys`.
+    async fn keys_from_spill(
+        &mut self,
+        conn: &mut PgConnection,
+        keep: &[usize],
+    ) -> Result<(), LoadError> {
+        let columns: Vec<&str> = keep
+            .iter()
+            .filter_map(|&i| self.plan.columns.get(i).map(String::as_str))
+            .collect();
+        let mut list = String::from("ferry_line");
+        if !columns.is_empty() {
+            list.push_str(", ");
+            list.push_str(&crate::pipeline::loaders::quoted_list(&columns));
+        }
+        let mut copy = conn
+            .copy_in_raw(&format!(
+                "COPY ferry_keys ({list}) FROM STDIN (FORMAT binary)"
+            ))
+            .await?;
+        copy.send(binary::HEADER).await?;
+        let mut reader = self.spill.reader().await?;
+        let mut out = Vec::new();
+        while let Some(batch) = reader.next().await? {
+            out.clear();
+            for row in batch.iter() {
+                let line = i64::try_from(row.line).unwrap_or(i64::MAX);
+                binary::project_with_leading_int8(row.data, keep, line, &mut out)
+                    .map_err(|e| LoadError::Internal(e.to_owned()))?;
+            }
+            copy.send(out.as_slice()).await?;
+        }
+        copy.send(binary::TRAILER).await?;
+        copy.finish().await?;
+        Ok(())
+    }
+
+    /// Copies the spilled rows whose lines are not in `bad` into the table.
+    async fn copy_good(
+        &mut self,
+        conn: &mut PgConnection,
+        bad: &HashMap<u64, String>,
+    ) -> Result<Copied, LoadError> {
+        let statement = format!(
+            "COPY {} ({}) FROM STDIN{}",
+            self.plan.table.qualified(),
+            self.plan.column_list(),
+            self.format.options()
+        );
+        let mut copy = conn.copy_in_raw(&statement).await?;
+        copy.send(self.format.header()).await?;
+        let mut reader = self.spill.reader().await?;
+        let (mut rows, mut out) = (0u64, Vec::new());
+        while let Some(batch) = reader.next().await? {
+            out.clear();
+            for row in batch.iter().filter(|row| !bad.contains_key(&row.line)) {
+                out.extend_from_slice(row.data);
+                rows += 1;
+            }
+            copy.send(out.as_slice()).await?;
+        }
+        copy.send(self.format.trailer()).await?;
+        finished(copy.finish().await, rows)
+    }
+
     /// Finds the bad rows of `ferry_rows`, inserts the others, rejects the bad ones; returns
     /// (rows inserted, rows rejected).
     pub(super) async fn settle(
@@ -105,6 +279,7 @@ impl Load<'_> {
             plan: self.plan,
             not_null: scratch.not_null.clone(),
             against_table,
+            rows: "ferry_rows",
         };
         let constraints = scratch.constraints;
         violations::find(conn, &scope, &constraints).await?;
@@ -112,14 +287,7 @@ impl Load<'_> {
             execute(conn, &format!("TRUNCATE {}", self.plan.table.qualified())).await?;
         }
         probe::insert_good(conn, &self.good_rows_statement()).await?;
-        let bad: HashMap<u64, String> = sqlx::query_as::<_, (i64, String)>(
-            "SELECT line, string_agg(reason, '; ' ORDER BY reason) FROM ferry_bad GROUP BY line",
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(line, reason)| (line.max(0) as u64, reason))
-        .collect();
+        let bad = bad_lines(conn).await?;
         if !bad.is_empty() {
             self.reject(&bad).await?;
         }
@@ -182,4 +350,17 @@ impl Load<'_> {
             )
         }
     }
+}
+
+/// The lines in `ferry_bad`, each with its reasons.
+async fn bad_lines(conn: &mut PgConnection) -> Result<HashMap<u64, String>, LoadError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT line, string_agg(reason, '; ' ORDER BY reason) FROM ferry_bad GROUP BY line",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(line, reason)| (line.max(0) as u64, reason))
+        .collect())
 }

@@ -33,8 +33,11 @@ pub struct Constraint {
 /// What a constraint demands.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// `CHECK (expression)`.
-    Check(String),
+    /// `CHECK (expression)` over these columns.
+    Check {
+        expression: String,
+        columns: Vec<String>,
+    },
     /// A primary key, unique constraint or plain unique index on these columns.
     Unique(Vec<String>),
     /// These columns must match `columns` of `table` (MATCH SIMPLE: a NULL passes).
@@ -75,7 +78,10 @@ pub async fn catalogue(conn: &mut PgConnection, table: &str) -> Result<Vec<Const
     for row in rows {
         let name: String = row.try_get(0)?;
         let kind = match row.try_get::<String, _>(1)?.as_str() {
-            "c" => Kind::Check(row.try_get::<Option<String>, _>(2)?.unwrap_or_default()),
+            "c" => Kind::Check {
+                expression: row.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                columns: row.try_get(3)?,
+            },
             "f" => Kind::ForeignKey {
                 columns: row.try_get(3)?,
                 table: row.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
@@ -90,6 +96,32 @@ pub async fn catalogue(conn: &mut PgConnection, table: &str) -> Result<Vec<Const
     Ok(constraints)
 }
 
+impl Constraint {
+    /// The columns of the loaded rows that finding this constraint's violations reads.
+    pub fn reads<'c>(&'c self, plan: &LoadPlan) -> Vec<&'c str> {
+        let names = |columns: &'c [String]| columns.iter().map(String::as_str);
+        match &self.kind {
+            Kind::Check { columns, .. } | Kind::Unique(columns) => names(columns).collect(),
+            Kind::ForeignKey {
+                columns,
+                table,
+                parent,
+            } => {
+                let mut read: Vec<&str> = names(columns).collect();
+                if refers_to_itself(plan, table) {
+                    read.extend(names(parent));
+                }
+                read
+            }
+        }
+    }
+}
+
+/// Whether a foreign key's parent `table` is the table being loaded.
+fn refers_to_itself(plan: &LoadPlan, table: &str) -> bool {
+    table == plan.table.qualified() || table == plan.table.table
+}
+
 /// What the queries need to know besides the constraints.
 pub struct Scope<'a> {
     pub plan: &'a LoadPlan,
@@ -97,11 +129,14 @@ pub struct Scope<'a> {
     pub not_null: Vec<String>,
     /// Whether rows already in the table count (not for `replace`, which empties it).
     pub against_table: bool,
+    /// The temporary table that holds the rows: `ferry_rows` (every column) or `ferry_keys`
+    /// (only the columns the constraints read).
+    pub rows: &'a str,
 }
 
 const NOT_BAD: &str = "NOT EXISTS (SELECT 1 FROM ferry_bad b WHERE b.line = r.ferry_line)";
 
-/// Fills `ferry_bad` with the rows of `ferry_rows` that break a constraint.
+/// Fills `ferry_bad` with the rows of `scope.rows` that break a constraint.
 pub async fn find(
     conn: &mut PgConnection,
     scope: &Scope<'_>,
@@ -114,15 +149,16 @@ pub async fn find(
             scope.plan.table.table, column, column
         );
         let condition = format!("r.{} IS NULL", quote_ident(column));
-        mark(conn, &literal(&reason), &condition).await?;
+        mark(conn, scope.rows, &literal(&reason), &condition).await?;
     }
     for constraint in constraints {
-        if let Kind::Check(expression) = &constraint.kind {
+        if let Kind::Check { expression, .. } = &constraint.kind {
             let reason = format!(
                 "constraint {0}: new row for relation \"{relation}\" violates check constraint \"{0}\"",
                 constraint.name
             );
-            mark(conn, &literal(&reason), &format!("({expression}) IS FALSE")).await?;
+            let condition = format!("({expression}) IS FALSE");
+            mark(conn, scope.rows, &literal(&reason), &condition).await?;
         }
     }
     for constraint in constraints {
@@ -133,7 +169,7 @@ pub async fn find(
         } = &constraint.kind
         {
             let (reason, condition) = orphan(scope, &constraint.name, columns, table, parent);
-            mark(conn, &reason, &condition).await?;
+            mark(conn, scope.rows, &reason, &condition).await?;
         }
     }
     for constraint in constraints {
@@ -149,11 +185,16 @@ pub async fn find(
     Ok(())
 }
 
-/// Inserts into `ferry_bad` every row not yet there that meets `condition`, with `reason` (an
-/// SQL expression).
-async fn mark(conn: &mut PgConnection, reason: &str, condition: &str) -> Result<(), LoadError> {
+/// Inserts into `ferry_bad` every row of `rows` not yet there that meets `condition`, with
+/// `reason` (an SQL expression).
+async fn mark(
+    conn: &mut PgConnection,
+    rows: &str,
+    reason: &str,
+    condition: &str,
+) -> Result<(), LoadError> {
     let sql = format!(
-        "INSERT INTO ferry_bad (line, reason) SELECT r.ferry_line, {reason} FROM ferry_rows r \
+        "INSERT INTO ferry_bad (line, reason) SELECT r.ferry_line, {reason} FROM {rows} r \
          WHERE {NOT_BAD} AND ({condition})"
     );
     sqlx::raw_sql(AssertSqlSafe(sql))
@@ -188,9 +229,10 @@ fn orphan(
         matches("p")
     );
     // A table that refers to itself may find the parent among the rows being loaded.
-    if table == scope.plan.table.qualified() || table == scope.plan.table.table {
+    if refers_to_itself(scope.plan, table) {
         condition.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM ferry_rows q WHERE {})",
+            " AND NOT EXISTS (SELECT 1 FROM {} q WHERE {})",
+            scope.rows,
             matches("q")
         ));
     }
@@ -255,8 +297,9 @@ async fn duplicates(
         (
             format!(" AND NOT ({})", same("t")),
             format!(
-                " AND NOT EXISTS (SELECT 1 FROM ferry_rows l WHERE {} AND l.ferry_line > r.ferry_line \
+                " AND NOT EXISTS (SELECT 1 FROM {} l WHERE {} AND l.ferry_line > r.ferry_line \
                  AND NOT EXISTS (SELECT 1 FROM ferry_bad b WHERE b.line = l.ferry_line))",
+                scope.rows,
                 same("l")
             ),
         )
@@ -270,19 +313,20 @@ async fn duplicates(
             plan.table.qualified(),
             equal("t")
         );
-        mark(conn, &exists, &condition).await?;
+        mark(conn, scope.rows, &exists, &condition).await?;
     }
     let partition = quoted
         .iter()
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let rows = scope.rows;
     let sql = format!(
         "INSERT INTO ferry_bad (line, reason)
          SELECT s.ferry_line, s.reason || ' (line ' || s.first || ')' FROM (
              SELECT r.ferry_line, {exists} AS reason,
                     row_number() OVER w AS n, first_value(r.ferry_line) OVER w AS first
-             FROM ferry_rows r WHERE {NOT_BAD} AND {present}{last_of_key}
+             FROM {rows} r WHERE {NOT_BAD} AND {present}{last_of_key}
              WINDOW w AS (PARTITION BY {partition} ORDER BY r.ferry_line)) s
          WHERE s.n > 1"
     );
