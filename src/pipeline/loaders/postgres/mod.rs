@@ -9,8 +9,13 @@
 //! released and forgotten; a chunk the database refuses (a constraint, which the validator
 //! cannot foresee) is rolled back to its savepoint and loaded again, from the spill, into a
 //! temporary table, where set queries find the bad rows ([`violations`]); those are rejected
-//! with their line, and the others inserted, in file order, in one statement. Once a chunk was
-//! refused the next ones go to the temporary table first, until one comes out clean.
+//! with their line, and the others copied from the spill into the table, in file order. That
+//! temporary table (`ferry_keys`) holds only the line and the columns the constraints read (keys,
+//! foreign keys, CHECKs, NOT NULL), so a refused chunk costs a narrow copy, the queries and the
+//! same binary COPY a clean chunk gets. (Where the constraints read a column the file does not
+//! fill, or COPY is text, the whole rows go to `ferry_rows` and the good ones in with one
+//! `INSERT … SELECT`.) Once a chunk was refused the next ones go to the temporary table first,
+//! until one comes out clean.
 //!
 //! **replace** and **upsert** copy the whole file into that temporary table, find the bad rows
 //! the same way, and then, in the same transaction, swap the rows in (`TRUNCATE` + `INSERT`) or
@@ -18,7 +23,9 @@
 //! readers of the table are locked out only for the swap, not for the whole load.
 //!
 //! Whatever the set queries do not foresee (an exclusion constraint, a trigger, a key another
-//! session inserted meanwhile) makes the final insert fail; the loader then looks for the first
+//! session inserted meanwhile) makes the final copy or insert fail (a refused copy of the good
+//! rows is rolled back to its savepoint and the chunk goes the `ferry_rows` way); the loader then
+//! looks for the first
 //! row that makes it fail (a binary search over line numbers, each probe rolled back), rejects
 //! it with the database's message, and inserts again.
 //!
