@@ -255,6 +255,7 @@ function draw(node, job) {
   state.dataset.state = job.state;
   drawProgress(node, job);
   drawFacts(node.querySelector(".job-facts"), job);
+  drawEntries(node.querySelector(".job-entries"), job);
   const error = node.querySelector(".job-error");
   error.hidden = !job.error;
   error.textContent = job.error ? `${job.error.code}: ${job.error.message}` : "";
@@ -286,7 +287,9 @@ function drawFacts(list, job) {
   const facts = [];
   const file = job.result?.file;
   if (job.kind === "export") {
-    facts.push(["Format", job.spec?.format || file?.format || "—"]);
+    const format = job.spec?.format || file?.format || "—";
+    const files = file?.entries?.length ?? job.spec?.files?.length;
+    facts.push(["Format", format === "zip" && files ? `zip, ${files} ${files === 1 ? "file" : "files"}` : format]);
     facts.push(["Size", bytes(file ? file.size_bytes : job.progress?.bytes)]);
     facts.push(["Rows", numbers.format(file ? file.rows : job.progress?.rows || 0)]);
   } else {
@@ -303,6 +306,30 @@ function drawFacts(list, job) {
     pair.append(element("dt", {text: term}), element("dd", {text: value}));
     return pair;
   }));
+}
+
+/**
+ * The files of a zip bundle: when it is done, each entry of `result.file.entries` with its rows
+ * and size; before, the files its request asked for.
+ */
+function drawEntries(list, job) {
+  const done = job.result?.file?.entries;
+  const asked = job.spec?.files;
+  const lines = done
+    ? done.map((e) => [e.name, `${numbers.format(e.rows)} rows · ${bytes(e.bytes)}`])
+    : (asked || []).map((f) => [entryFile(f.name, f.format), "waiting"]);
+  list.hidden = lines.length === 0;
+  list.setAttribute("aria-label", `Files in ${job.name}`);
+  list.replaceChildren(...lines.map(([file, facts]) => {
+    const item = element("li");
+    item.append(element("span", {text: file, className: "entry-file"}), element("span", {text: facts, className: "entry-facts"}));
+    return item;
+  }));
+}
+
+/** A bundle file's name in the zip: its name and its format's extension. */
+function entryFile(name, format) {
+  return `${name}.${format || "csv"}`;
 }
 
 function drawActions(node, job) {
@@ -479,21 +506,92 @@ function generateColumns() {
   });
 }
 
-/** The export spec the form describes. */
-function exportSpec() {
+/** The source the form describes. */
+function exportSource() {
   const kind = sourceKind();
-  let source;
-  if (kind === "template") source = {type: "template", template: $("template").value, params: templateParams()};
-  else if (kind === "sql") source = {type: "sql", connection: $("sql-connection").value.trim(), query: $("sql-query").value};
-  else {
-    source = {type: "generate", rows: Number.parseInt($("gen-rows").value, 10), columns: generateColumns()};
-    if ($("gen-seed").value !== "") source.seed = Number.parseInt($("gen-seed").value, 10);
-  }
-  const spec = {source, format: $("export-format").value};
+  if (kind === "template") return {type: "template", template: $("template").value, params: templateParams()};
+  if (kind === "sql") return {type: "sql", connection: $("sql-connection").value.trim(), query: $("sql-query").value};
+  const source = {type: "generate", rows: Number.parseInt($("gen-rows").value, 10), columns: generateColumns()};
+  if ($("gen-seed").value !== "") source.seed = Number.parseInt($("gen-seed").value, 10);
+  return source;
+}
+
+/** The export spec the form describes: its one source, or the zip bundle put together. */
+function exportSpec() {
+  const spec = bundle.length
+    ? {format: "zip", files: bundle.map(({name, source, format}) => ({name, source, format}))}
+    : {source: exportSource(), format: $("export-format").value};
   const name = $("export-name").value.trim();
   if (name) spec.name = name;
   return spec;
 }
+
+// ---- a zip bundle -----------------------------------------------------------------------------
+
+/** The files of the bundle being put together: `{name, source, format}` each. */
+let bundle = [];
+
+/** Says in a few words where a bundle file comes from. */
+function sourceSummary(source) {
+  if (source.type === "template") return `template ${source.template}`;
+  if (source.type === "sql") {
+    const query = source.query.replace(/\s+/g, " ").trim();
+    return `SQL on ${source.connection}: ${query.length > 48 ? `${query.slice(0, 47)}…` : query}`;
+  }
+  return `generated data, ${numbers.format(source.rows || 0)} rows`;
+}
+
+/** Adds the source and format the form shows as a file of the bundle. */
+function addToBundle() {
+  const error = $("export-error");
+  error.hidden = true;
+  const input = $("bundle-entry-name");
+  const name = input.value.trim();
+  const format = $("export-format").value;
+  const refuse = (text) => {
+    error.textContent = text;
+    error.hidden = false;
+    input.focus();
+  };
+  if (!name) return refuse("Give the file a name in the zip first (e.g. users).");
+  const file = entryFile(name, format);
+  if (bundle.some((e) => entryFile(e.name, e.format).toLowerCase() === file.toLowerCase())) {
+    return refuse(`${file} is in the zip already: give this file another name.`);
+  }
+  bundle.push({name, source: exportSource(), format});
+  input.value = "";
+  drawBundle();
+  $("bundle-status").textContent = `Added ${file}: ${bundleCount()} in the zip.`;
+  input.focus();
+}
+
+function bundleCount() {
+  return `${bundle.length} ${bundle.length === 1 ? "file" : "files"}`;
+}
+
+/** Draws the bundle's files (each with a Remove button) and names the submit button after it. */
+function drawBundle() {
+  $("bundle-entries").replaceChildren(...bundle.map((entry, i) => {
+    const file = entryFile(entry.name, entry.format);
+    const item = element("li", {className: "bundle-entry"});
+    const remove = button("Remove", () => {
+      bundle.splice(i, 1);
+      drawBundle();
+      $("bundle-status").textContent = `Removed ${file}: ${bundleCount()} in the zip.`;
+      $("bundle-entry-name").focus();
+    }, "quiet small");
+    remove.setAttribute("aria-label", `Remove ${file} from the zip`);
+    item.append(element("span", {text: file, className: "entry-file"}),
+      element("span", {text: sourceSummary(entry.source), className: "entry-source"}), remove);
+    return item;
+  }));
+  $("export-submit").textContent = bundle.length ? `Start the zip export (${bundleCount()})` : "Start the export";
+}
+
+$("bundle-add").addEventListener("click", addToBundle);
+$("bundle-entry-name").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") { event.preventDefault(); addToBundle(); }
+});
 
 exportForm.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -502,6 +600,7 @@ exportForm.addEventListener("submit", async (event) => {
   const submit = exportForm.querySelector("button[type=submit]");
   submit.disabled = true;
   let followed = null;
+  const sent = [...bundle];
   try {
     const job = await ferry.exportFile(exportSpec(), {
       onProgress: (j) => {
@@ -511,6 +610,10 @@ exportForm.addEventListener("submit", async (event) => {
     });
     panel.show(job);
     notify(`Downloaded ${job.result.file.filename} — ${numbers.format(job.result.file.rows)} rows`);
+    if (sent.length) {
+      bundle = bundle.filter((entry) => !sent.includes(entry)); // files added meanwhile stay
+      drawBundle();
+    }
   } catch (failure) {
     if (failure.job) {
       panel.show(failure.job);

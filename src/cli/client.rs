@@ -426,6 +426,26 @@ pub fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The largest `--spec` file read (a request or spec is a few hundred bytes, a bundle's a few KB).
+const MAX_SPEC: u64 = 1024 * 1024;
+
+/// Reads a `--spec` file holding `what` (e.g. "an import spec"): JSON, at most [`MAX_SPEC`] bytes.
+pub fn read_json(path: &std::path::Path, what: &str) -> Result<Value, CliError> {
+    let context = || format!("cannot read {}", path.display());
+    let size = std::fs::metadata(path)
+        .map_err(CliError::io(context()))?
+        .len();
+    if size > MAX_SPEC {
+        return Err(CliError::Usage(format!(
+            "{} is over {MAX_SPEC} bytes: not {what}",
+            path.display()
+        )));
+    }
+    let text = std::fs::read(path).map_err(CliError::io(context()))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", path.display())))
+}
+
 fn first_line(text: &str) -> String {
     text.lines()
         .map(str::trim)

@@ -1,7 +1,9 @@
 //! `ferry export`: builds a SPEC §3.1 request from the flags, creates the export, prints its id
 //! and, with `--wait` or `-o`, follows it to the end; `-o FILE` then downloads the file (through
 //! `GET /v1/exports/{id}/download`, streamed to a temporary file beside FILE and renamed at the
-//! end, its SHA-256 checked), `-o -` to stdout.
+//! end, its SHA-256 checked), `-o -` to stdout. `--spec FILE` sends a whole request written as
+//! JSON instead of the source flags: a zip bundle (`"format": "zip"`, `"files"`), or anything
+//! else the API takes that has no flag.
 
 use super::client::{CliError, Client, ClientArgs, Job, Kind, encode};
 use super::download::{Destination, download};
@@ -10,10 +12,15 @@ use clap::ArgGroup;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::io::Write;
+use std::path::PathBuf;
 
 /// Options of `ferry export`.
 #[derive(Debug, clap::Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["template", "sql", "generate"])))]
+#[command(group(
+    ArgGroup::new("source")
+        .required(true)
+        .args(["template", "sql", "generate", "spec"])
+))]
 pub struct Args {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -39,7 +46,11 @@ pub struct Args {
     /// The seed of the synthetic data (the same seed gives the same file).
     #[arg(long, requires = "generate")]
     pub seed: Option<u64>,
-    /// csv, csv.gz, jsonl, jsonl.gz, … (the server's default when left out: csv).
+    /// A JSON export request (SPEC §3.1), e.g. a zip bundle with its `files`; --format and
+    /// --name override its own.
+    #[arg(long, value_name = "REQUEST.json")]
+    pub spec: Option<PathBuf>,
+    /// csv, csv.gz, jsonl, jsonl.gz, parquet, xlsx, zip (the server's default when left out: csv).
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
     /// The job's name.
@@ -95,8 +106,31 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     Ok(())
 }
 
-/// The request body of `POST /v1/exports`.
+/// The request body of `POST /v1/exports`: the `--spec` file's, or one source from the flags;
+/// `--format` and `--name` written over either.
 fn request(args: &Args) -> Result<Value, CliError> {
+    let mut body = match &args.spec {
+        Some(path) => match super::client::read_json(path, "an export request")? {
+            Value::Object(map) => map,
+            _ => return Err(CliError::Usage("--spec must hold a JSON object".into())),
+        },
+        None => {
+            let mut body = Map::new();
+            body.insert("source".into(), source(args)?);
+            body
+        }
+    };
+    if let Some(format) = &args.format {
+        body.insert("format".into(), format.as_str().into());
+    }
+    if let Some(name) = &args.name {
+        body.insert("name".into(), name.as_str().into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// The source the flags describe.
+fn source(args: &Args) -> Result<Value, CliError> {
     let source = if let Some(template) = &args.template {
         json!({"type": "template", "template": template, "params": params(&args.params)?})
     } else if let (Some(connection), Some(query)) = (&args.connection, &args.sql) {
@@ -113,15 +147,7 @@ fn request(args: &Args) -> Result<Value, CliError> {
         }
         source
     };
-    let mut body = Map::new();
-    body.insert("source".into(), source);
-    if let Some(format) = &args.format {
-        body.insert("format".into(), format.as_str().into());
-    }
-    if let Some(name) = &args.name {
-        body.insert("name".into(), name.as_str().into());
-    }
-    Ok(Value::Object(body))
+    Ok(source)
 }
 
 /// `--param k=v` flags as a JSON object of strings (the server types them by the template).
@@ -222,6 +248,36 @@ mod tests {
             request(&template).unwrap(),
             json!({"source": {"type": "template", "template": "users", "params": {"plan": "pro"}}})
         );
+    }
+
+    #[test]
+    fn a_spec_file_is_sent_as_it_is_with_format_and_name_written_over_it() {
+        let path = std::env::temp_dir().join(format!("ferry-spec-{}.json", uuid::Uuid::new_v4()));
+        let bundle = json!({"format": "zip", "name": "monthly", "files": [
+            {"name": "users", "format": "csv", "source": {"type": "sql", "connection": "local", "query": "SELECT 1"}}]});
+        std::fs::write(&path, bundle.to_string()).unwrap();
+        let spec = path.to_str().unwrap();
+        assert_eq!(request(&parse(&["--spec", spec]).unwrap()).unwrap(), bundle);
+        let renamed = parse(&["--spec", spec, "--name", "june", "--format", "zip"]).unwrap();
+        let mut expected = bundle.clone();
+        expected["name"] = json!("june");
+        assert_eq!(request(&renamed).unwrap(), expected);
+        std::fs::write(&path, "[1, 2]").unwrap();
+        assert!(matches!(
+            request(&parse(&["--spec", spec]).unwrap()),
+            Err(CliError::Usage(_))
+        ));
+        std::fs::write(&path, "{\"format\": ").unwrap();
+        let broken = request(&parse(&["--spec", spec]).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(broken, Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn a_spec_file_takes_the_place_of_the_source_flags() {
+        assert!(parse(&["--spec", "b.json", "--template", "t"]).is_err());
+        assert!(parse(&["--spec", "b.json", "--connection", "c", "--sql", "q"]).is_err());
+        assert!(parse(&["--spec", "b.json", "--generate", "id:uuid", "--rows", "1"]).is_err());
     }
 
     #[test]

@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The largest `--spec` file read (a spec is a few hundred bytes).
-const MAX_SPEC: u64 = 1024 * 1024;
 /// How often the upload display looks at the bytes sent.
 const UPLOAD_TICK: Duration = Duration::from_millis(200);
 
@@ -59,7 +57,7 @@ pub struct Args {
 pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
     let client = Client::new(&args.client)?;
     let base = match &args.spec {
-        Some(path) => Some(read_spec(path)?),
+        Some(path) => Some(super::client::read_json(path, "an import spec")?),
         None => None,
     };
     let spec = spec(base, args)?;
@@ -91,23 +89,6 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     }
     writeln!(err, "{inserted} rows inserted, {rejected} rejected")
         .map_err(CliError::io("cannot write to stderr"))
-}
-
-/// Reads the `--spec` file: a JSON object, at most [`MAX_SPEC`] bytes.
-fn read_spec(path: &Path) -> Result<Value, CliError> {
-    let context = || format!("cannot read {}", path.display());
-    let size = std::fs::metadata(path)
-        .map_err(CliError::io(context()))?
-        .len();
-    if size > MAX_SPEC {
-        return Err(CliError::Usage(format!(
-            "{} is over {MAX_SPEC} bytes: not an import spec",
-            path.display()
-        )));
-    }
-    let text = std::fs::read(path).map_err(CliError::io(context()))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", path.display())))
 }
 
 /// The spec part: `base` (from `--spec`) with the flags written over it.

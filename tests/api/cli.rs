@@ -301,6 +301,81 @@ async fn export_of_sql_on_a_local_table_waits_and_downloads_its_rows() {
 }
 
 #[tokio::test]
+async fn export_of_a_bundle_spec_waits_and_downloads_one_zip_of_its_entries() {
+    let served = Served::start(&[]).await;
+    served
+        .local_sql(
+            "CREATE TABLE towns (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             INSERT INTO towns VALUES (1, 'Oslo'), (2, 'Lyon'), (3, 'Graz');",
+        )
+        .await;
+    let spec = served.dir.join("bundle.json");
+    std::fs::write(
+        &spec,
+        serde_json::json!({"name": "ignored", "format": "zip", "files": [
+            {"name": "people", "format": "csv", "source": {"type": "generate", "rows": 25,
+                "seed": 4, "columns": [{"name": "id", "kind": "int", "min": 1, "max": 9}]}},
+            {"name": "towns", "format": "jsonl", "source": {"type": "sql", "connection": "local",
+                "query": "SELECT id, name FROM towns ORDER BY id"}}]})
+        .to_string(),
+    )
+    .expect("write the bundle request");
+    let file = served.dir.join("monthly.zip");
+    let ran = ferry(
+        &served,
+        &[
+            "export",
+            "--spec",
+            path_arg(&spec),
+            "--name",
+            "monthly",
+            "--wait",
+            "-o",
+            path_arg(&file),
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_plain_job_lines(&ran.stderr);
+    assert!(ran.stderr.contains("succeeded 28 rows"), "{ran:?}");
+    let id = job_id(&ran.out());
+    let zip = std::fs::File::open(&file).expect("the downloaded zip");
+    let mut zip = zip::ZipArchive::new(zip).expect("a zip file");
+    let mut read = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).expect("an entry");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).expect("read the entry");
+        read.push((entry.name().expect("an entry name").into_owned(), text));
+    }
+    let names: Vec<&str> = read.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["people.csv", "towns.jsonl"]);
+    let people: Vec<&str> = read[0].1.lines().collect();
+    assert_eq!((people.len(), people[0]), (26, "id"));
+    assert_eq!(
+        read[1].1,
+        "{\"id\":1,\"name\":\"Oslo\"}\n{\"id\":2,\"name\":\"Lyon\"}\n{\"id\":3,\"name\":\"Graz\"}\n"
+    );
+    let job: Value = served
+        .client
+        .get(served.url(&format!("/v1/exports/{id}")))
+        .send()
+        .await
+        .expect("GET the export")
+        .json()
+        .await
+        .expect("a job");
+    assert_eq!(
+        job["name"], "monthly",
+        "--name took the place of the file's"
+    );
+    let entries = &job["result"]["file"]["entries"];
+    assert_eq!(entries[0]["rows"], 25, "{job}");
+    assert_eq!(entries[1]["rows"], 3, "{job}");
+    assert_eq!(leftovers(&served.dir), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
 async fn export_of_a_template_sends_params_as_text_that_the_server_types() {
     let served = Served::start_with(
         &[],

@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import threading
+import zipfile
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -112,6 +113,10 @@ def test_the_page_loads_with_no_console_error_no_request_elsewhere_and_works_fro
     page.locator("#export-name").focus()
     page.keyboard.type("Typed")
     page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "bundle-entry-name"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Add to the zip"
+    page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Start the export"
     with page.expect_download():
         page.keyboard.press("Enter")
@@ -210,6 +215,79 @@ def test_parquet_and_xlsx_exports_from_the_page_download_real_files(server, watc
     assert parquet[:4] == b"PAR1" and parquet[-4:] == b"PAR1"
     xlsx = Path(export_generated(page, "As xlsx", 300, fmt="xlsx").path()).read_bytes()
     assert xlsx[:2] == b"PK"  # a zip: the workbook
+    assert watched.errors == [], watched.errors
+
+
+def test_a_zip_bundle_of_generated_rows_and_sql_is_built_in_the_form_and_downloads_with_its_entries(
+        make_server, watched_page):
+    def prepare(directory):
+        with sqlite3.connect(directory / "local.db") as db:
+            db.execute("CREATE TABLE towns (id INTEGER, name TEXT)")
+            db.executemany("INSERT INTO towns VALUES (?, ?)", [(1, "Oslo"), (2, "Lyon"), (3, "Graz")])
+    server = make_server(prepare=prepare)
+    page, watched = watched_page
+    open_page(page, server)
+    files = page.get_by_role("list", name="Files in the zip")
+    # The first file: generated rows as CSV, added with the button.
+    page.get_by_label("Generated data").check()
+    page.get_by_label("Rows", exact=True).fill("25")
+    page.get_by_label("Format").select_option("csv")
+    page.get_by_label("File name in the zip").fill("people")
+    page.get_by_role("button", name="Add to the zip").click()
+    expect(files.get_by_role("listitem")).to_have_count(1)
+    expect(page.locator("#bundle-status")).to_have_text("Added people.csv: 1 file in the zip.")
+    # A second file of the same name and format is refused, naming it.
+    page.get_by_label("File name in the zip").fill("people")
+    page.get_by_role("button", name="Add to the zip").click()
+    expect(page.locator("#export-error")).to_contain_text("people.csv is in the zip already")
+    expect(files.get_by_role("listitem")).to_have_count(1)
+    # The second: SQL on `local` as JSON lines, added from the keyboard.
+    page.get_by_label("SQL").check()
+    page.locator("#sql-connection").select_option("local")
+    page.get_by_label("Query").fill("SELECT id, name FROM towns ORDER BY id")
+    page.get_by_label("Format").select_option("jsonl")
+    page.get_by_label("File name in the zip").fill("towns")
+    page.get_by_label("File name in the zip").press("Enter")
+    expect(files.get_by_role("listitem")).to_have_text([
+        re.compile(r"^people\.csv\s*generated data, 25 rows\s*Remove$"),
+        re.compile(r"^towns\.jsonl\s*SQL on local: SELECT id, name FROM towns ORDER BY id\s*Remove$")])
+    # A file added by mistake is removed again.
+    page.get_by_label("Generated data").check()
+    page.get_by_label("File name in the zip").fill("extra")
+    page.get_by_role("button", name="Add to the zip").click()
+    expect(files.get_by_role("listitem")).to_have_count(3)
+    page.get_by_role("button", name="Remove extra.jsonl from the zip").click()
+    expect(files.get_by_role("listitem")).to_have_count(2)
+    expect(page.locator("#bundle-entry-name")).to_be_focused()
+    # Readable at a phone's width with the bundle in the form.
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.locator("#export-name").fill("Monthly")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Start the zip export (2 files)").click()
+    download = info.value
+    assert download.suggested_filename == "Monthly.zip"
+    with zipfile.ZipFile(download.path()) as bundle:
+        assert bundle.namelist() == ["people.csv", "towns.jsonl"]
+        people = list(csv.reader(io.StringIO(bundle.read("people.csv").decode())))
+        towns = bundle.read("towns.jsonl").decode().splitlines()
+    assert people[0] == ["id", "name", "email"]
+    assert len(people) == 26
+    assert towns == ['{"id":1,"name":"Oslo"}', '{"id":2,"name":"Lyon"}', '{"id":3,"name":"Graz"}']
+    # The panel shows the bundle and each of its files with its rows.
+    card = job_card(page, "Monthly")
+    expect(card.locator(".state")).to_have_text("succeeded")
+    expect(card.locator(".job-facts")).to_contain_text("zip, 2 files")
+    expect(card.locator(".job-facts")).to_contain_text("28")
+    entries = card.get_by_role("list", name="Files in Monthly").get_by_role("listitem")
+    expect(entries).to_have_text([re.compile(r"^people\.csv\s*25 rows · "), re.compile(r"^towns\.jsonl\s*3 rows · ")])
+    # The bundle sent is done with: the form is back to one export.
+    expect(files.get_by_role("listitem")).to_have_count(0)
+    expect(page.locator("#export-submit")).to_have_text("Start the export")
+    # It downloads again from the panel like any export.
+    with page.expect_download() as again:
+        card.get_by_role("button", name="Download export “Monthly”").click()
+    assert Path(again.value.path()).read_bytes() == Path(download.path()).read_bytes()
     assert watched.errors == [], watched.errors
 
 
