@@ -208,10 +208,17 @@ impl Report {
     }
 }
 
-/// One report row: the fields (padded or cut to the header's width), then the extras.
+/// One report row: the fields (padded or cut to the header's width), then the extras. A NULL
+/// field stays empty and a quoted empty one is written `""`, so a fixed report loads the same
+/// values.
 fn report_row(rejected: &Rejected, width: usize) -> Row {
     let text = |bytes: &[u8]| Value::String(String::from_utf8_lossy(bytes).into_owned());
-    let mut row: Row = rejected.fields.iter().take(width).map(text).collect();
+    let fields = &rejected.fields;
+    let field = |(index, bytes)| match fields.is_null(index) {
+        true => Value::Null,
+        false => text(bytes),
+    };
+    let mut row: Row = fields.iter().enumerate().take(width).map(field).collect();
     row.resize(width, Value::Null);
     row.push(Value::from(rejected.line));
     row.push(Value::String(rejected.errors.clone()));
