@@ -166,7 +166,7 @@ async fn an_invalid_sequence_rejects_only_its_row_at_its_own_line_naming_the_enc
 }
 
 #[tokio::test]
-async fn an_unknown_encoding_is_refused_naming_format_encoding() {
+async fn an_unknown_encoding_is_refused_naming_format_encoding_and_undeclared_utf16_is_not_csv() {
     let app = spawn_app(Shape::Embedded).await;
     app.data_sql("CREATE TABLE t (id int)").await;
     let spec = json!({"target": {"table": "t"}, "format": {"encoding": "klingon"}});
@@ -187,6 +187,28 @@ async fn an_unknown_encoding_is_refused_naming_format_encoding() {
             "{problem}"
         );
     }
+    assert_eq!(app.data_count("SELECT count(*) FROM t").await, 0);
+    // UTF-16 without a BOM and without a declaration is binary to a UTF-8 reader: refused as
+    // not CSV, at the door or by the job, and nothing is loaded.
+    let bare: Vec<u8> = "id\n1\n2\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let response = app
+        .import_multipart(&json!({"target": {"table": "t"}}), bare)
+        .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    let code = match status.as_u16() {
+        202 => {
+            let path = format!("/v1/imports/{}", body["id"].as_str().unwrap());
+            let job = app.wait_final_at(&path).await;
+            assert_eq!(job["state"], "failed", "{job}");
+            job["error"]["code"].clone()
+        }
+        _ => body["code"].clone(),
+    };
+    assert_eq!(code, "not_csv", "{status}: {body}");
     assert_eq!(app.data_count("SELECT count(*) FROM t").await, 0);
 }
 

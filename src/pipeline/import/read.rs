@@ -12,7 +12,8 @@ use crate::pipeline::loaders::{
     Batch, BatchRow, EncoderFactory, LoadError, LoadSender, RowEncoder, push_fields,
 };
 use crate::pipeline::records::{
-    Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, looks_like_text,
+    Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, TEXT_SAMPLE_BYTES,
+    looks_like_text,
 };
 use crate::pipeline::rejects::{Rejected, Rejects};
 use crate::pipeline::validate::ColumnRule;
@@ -187,7 +188,11 @@ impl<'a> State<'a> {
             if stop.is_cancelled() {
                 return Err(LoadError::Stopped);
             }
-            let n = read_some(&mut input, &mut buf)?;
+            let n = if first {
+                read_sample(&mut input, &mut buf)?
+            } else {
+                read_some(&mut input, &mut buf)?
+            };
             let chunk = buf.get(..n).unwrap_or_default();
             if first && n > 0 && !looks_like_text(chunk) {
                 return Err(self.fail_mapping(producer_error(
@@ -499,6 +504,23 @@ impl<R: Read> Read for Counted<R> {
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
+}
+
+/// The first read: at least [`TEXT_SAMPLE_BYTES`] unless the file is shorter, however little
+/// each read of the input gives (the decompressor's or the decoder's), so that the sample
+/// [`looks_like_text`] judges is a real one.
+fn read_sample(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+    let mut filled = 0;
+    while filled < TEXT_SAMPLE_BYTES {
+        let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
+            break;
+        };
+        match read_some(input, rest)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
