@@ -1,7 +1,8 @@
 //! The reading half of an import, on a blocking thread: stored bytes → gunzip → decode to
 //! UTF-8 (unless the file is UTF-8) → CSV records → header mapping → validation → rows encoded
-//! by the loader's encoder, in batches, and rejects for the report. Both outputs are bounded channels, so a slow database slows this reader,
-//! which slows the read from storage. It never knows which database it feeds.
+//! by the loader's encoder, in batches, and rejects for the report. Both outputs are bounded
+//! channels, so a slow database slows this reader, which slows the read from storage. It never
+//! knows which database it feeds.
 
 use super::decode::{MALFORMED, decoded};
 use super::header::{Mapping, map_header, positional};
