@@ -80,6 +80,8 @@ struct RawParams {
     quote: Option<String>,
     /// Whether the first line names the columns (default true).
     header: Option<bool>,
+    /// The file's text encoding, any WHATWG label (default `utf-8`; a BOM overrides it).
+    encoding: Option<String>,
     /// More rejected rows than this fail the import.
     max_errors: Option<u64>,
     /// `single` (default) or `chunked` (append and upsert only).
@@ -109,6 +111,7 @@ impl RawParams {
                 delimiter: self.delimiter.unwrap_or(defaults.delimiter),
                 quote: self.quote.unwrap_or(defaults.quote),
                 header: self.header.unwrap_or(defaults.header),
+                encoding: self.encoding.unwrap_or(defaults.encoding),
                 compression: if gzip {
                     Compression::Gzip
                 } else {

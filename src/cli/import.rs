@@ -42,7 +42,12 @@ pub struct Args {
     /// A key column of an upsert; repeat for more.
     #[arg(long = "key", value_name = "K")]
     pub keys: Vec<String>,
-    /// A JSON import spec (SPEC §4.1); the flags above override its target, mode and key.
+    /// The file's text encoding, any WHATWG label (utf-8, the default; utf-16; latin-1;
+    /// windows-1252; …); a byte order mark in the file overrides it.
+    #[arg(long, value_name = "LABEL")]
+    pub encoding: Option<String>,
+    /// A JSON import spec (SPEC §4.1); the flags above override its target, mode, key and
+    /// encoding.
     #[arg(long, value_name = "SPEC.json")]
     pub spec: Option<PathBuf>,
     /// Follow the job to its end; exit 0 only if it succeeded.
@@ -120,6 +125,17 @@ fn spec(base: Option<Value>, args: &Args) -> Result<Value, CliError> {
     }
     if !args.keys.is_empty() {
         spec.insert("key".into(), json!(args.keys));
+    }
+    if let Some(encoding) = &args.encoding {
+        let format = spec
+            .entry("format")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(format) = format else {
+            return Err(CliError::Usage(
+                "the --spec file's format must be an object".into(),
+            ));
+        };
+        format.insert("encoding".into(), encoding.as_str().into());
     }
     Ok(Value::Object(spec))
 }
@@ -302,6 +318,21 @@ mod tests {
             spec(Some(base), &args).unwrap(),
             json!({"target": {"connection": "main", "table": "people"}, "mode": "replace",
                    "max_errors": 5})
+        );
+    }
+
+    #[test]
+    fn the_encoding_flag_goes_into_the_specs_format() {
+        let args = parse(&["people.csv", "--table", "people", "--encoding", "latin-1"]);
+        let base = json!({"target": {"table": "people"}, "format": {"delimiter": ";"}});
+        assert_eq!(
+            spec(Some(base), &args).unwrap(),
+            json!({"target": {"table": "people"},
+                   "format": {"delimiter": ";", "encoding": "latin-1"}})
+        );
+        assert_eq!(
+            spec(None, &args).unwrap()["format"],
+            json!({"encoding": "latin-1"})
         );
     }
 

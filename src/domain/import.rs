@@ -4,6 +4,7 @@
 use super::invalid::{Collector, Invalid};
 use super::json::object;
 use super::rules::RuleSpec;
+use super::text_encoding::TextEncoding;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -126,7 +127,8 @@ pub struct FileFormat {
     pub quote: String,
     /// Whether the first line names the columns.
     pub header: bool,
-    /// Only `utf-8` (a BOM is allowed).
+    /// Any WHATWG label (`utf-8`, the default; `utf-16`; `latin-1`; `windows-1252`; …); a
+    /// byte order mark at the start of the file overrides it.
     pub encoding: String,
     /// `auto` (detect gzip), `gzip` or `none`.
     pub compression: Compression,
@@ -206,6 +208,8 @@ pub struct ImportSpec {
     pub delimiter: u8,
     pub quote: u8,
     pub header: bool,
+    /// The declared text encoding (`format.encoding`).
+    pub encoding: TextEncoding,
     pub compression: Compression,
     pub mapping: BTreeMap<String, String>,
     /// Extra rules per column, parsed (their fit with each column's type is checked against
@@ -236,12 +240,10 @@ impl ImportRequest {
         if self.format.kind != "csv" {
             errors.push("format.type", "only csv is supported");
         }
-        if !matches!(
-            self.format.encoding.to_ascii_lowercase().as_str(),
-            "utf-8" | "utf8"
-        ) {
-            errors.push("format.encoding", "only utf-8 is supported");
-        }
+        let encoding = TextEncoding::parse(&self.format.encoding).unwrap_or_else(|message| {
+            errors.push("format.encoding", message);
+            TextEncoding::UTF_8
+        });
         match (self.mode, self.key.is_empty()) {
             (Mode::Upsert, true) => errors.push("key", "an upsert needs the key columns"),
             (Mode::Append | Mode::Replace, false) => {
@@ -305,6 +307,7 @@ impl ImportRequest {
             delimiter,
             quote,
             header: self.format.header,
+            encoding,
             compression: self.format.compression,
             mapping: self.mapping.clone(),
             columns,
@@ -365,7 +368,7 @@ mod tests {
     fn bad_options_are_named() {
         let bad = request(serde_json::json!({
             "target": {"table": "a.b.c"}, "mode": "replace",
-            "format": {"delimiter": ";;", "encoding": "latin1"}, "commit": "chunked",
+            "format": {"delimiter": ";;", "encoding": "latin-9x"}, "commit": "chunked",
             "chunk_rows": 0
         }));
         let fields: Vec<String> = bad
@@ -417,5 +420,19 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_encoding_is_any_whatwg_label_and_utf8_by_default() {
+        let parse = |format: Value| {
+            request(serde_json::json!({"target": {"table": "t"}, "format": format})).parse("d")
+        };
+        assert!(parse(serde_json::json!({})).unwrap().encoding.is_utf8());
+        let spec = parse(serde_json::json!({"encoding": "UTF-16"})).unwrap();
+        assert!(spec.encoding.is_utf16());
+        let spec = parse(serde_json::json!({"encoding": "latin-1"})).unwrap();
+        assert_eq!(spec.encoding.name(), "windows-1252");
+        let error = parse(serde_json::json!({"encoding": "klingon"})).unwrap_err();
+        assert_eq!(error.0[0].field, "format.encoding");
     }
 }

@@ -14,6 +14,7 @@ pub mod result;
 pub mod rules;
 mod schema;
 pub mod targets;
+pub mod text_encoding;
 
 pub use export::{ExportRequest, ExportSpec, Source};
 pub use format::{Encoding, Format};
@@ -23,3 +24,4 @@ pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
 pub use record::Job;
 pub use result::{BundleEntry, ExportResult, ExportedFile, ImportResult};
 pub use targets::NotifyTargets;
+pub use text_encoding::TextEncoding;

@@ -208,13 +208,55 @@ impl Report {
     }
 }
 
-/// One report row: the fields (padded or cut to the header's width), then the extras.
+/// One report row: the fields (padded or cut to the header's width), then the extras. A NULL
+/// field stays empty and a quoted empty one is written `""`, so a fixed report loads the same
+/// values.
 fn report_row(rejected: &Rejected, width: usize) -> Row {
     let text = |bytes: &[u8]| Value::String(String::from_utf8_lossy(bytes).into_owned());
-    let mut row: Row = rejected.fields.iter().take(width).map(text).collect();
+    let fields = &rejected.fields;
+    let field = |(index, bytes)| match fields.is_null(index) {
+        true => Value::Null,
+        false => text(bytes),
+    };
+    let mut row: Row = fields.iter().enumerate().take(width).map(field).collect();
     row.resize(width, Value::Null);
     row.push(Value::from(rejected.line));
     row.push(Value::String(rejected.errors.clone()));
     row.push(rejected.raw.as_deref().map_or(Value::Null, text));
     row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_row_keeps_null_fields_apart_from_quoted_empty_ones() {
+        let mut fields = Fields::default();
+        fields.push(b"7", false);
+        fields.push(b"", false);
+        fields.push(b"", true);
+        let rejected = Rejected {
+            line: 3,
+            fields,
+            raw: None,
+            errors: "n: required".into(),
+        };
+        let row = report_row(&rejected, 4);
+        let want = serde_json::json!(["7", null, "", null, 3, "n: required", null]);
+        assert_eq!(Value::Array(row.clone()), want);
+        let mut line = Vec::new();
+        let mut encoder = codecs::build(
+            Encoding::Csv,
+            &EncoderOptions {
+                header: false,
+                ..EncoderOptions::default()
+            },
+        );
+        codecs::in_memory(encoder.encode(&[row], &mut line));
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "7,,\"\",,3,n: required,\n"
+        );
+    }
 }

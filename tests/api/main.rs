@@ -10,6 +10,7 @@ mod conformance;
 mod discovery;
 mod disk;
 mod email;
+mod encodings;
 mod exports;
 mod faults;
 mod formats;

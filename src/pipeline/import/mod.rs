@@ -6,6 +6,7 @@
 //! the queue (storage, progress, the job's result); the loader conformance suite drives it
 //! directly.
 
+pub mod decode;
 pub mod header;
 pub mod read;
 
@@ -88,6 +89,7 @@ pub async fn run(
         delimiter: run.spec.delimiter,
         quote: run.spec.quote,
         header: run.spec.header,
+        encoding: run.spec.encoding,
         compression: run.spec.compression,
         skip_through: start.line,
         chunk_rows: run.spec.chunk_rows,

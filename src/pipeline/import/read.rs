@@ -1,17 +1,20 @@
-//! The reading half of an import, on a blocking thread: stored bytes → gunzip → CSV records →
-//! header mapping → validation → rows encoded by the loader's encoder, in batches, and rejects
-//! for the report. Both outputs are bounded channels, so a slow database slows this reader,
-//! which slows the read from storage. It never knows which database it feeds.
+//! The reading half of an import, on a blocking thread: stored bytes → gunzip → decode to
+//! UTF-8 (unless the file is UTF-8) → CSV records → header mapping → validation → rows encoded
+//! by the loader's encoder, in batches, and rejects for the report. Both outputs are bounded
+//! channels, so a slow database slows this reader, which slows the read from storage. It never
+//! knows which database it feeds.
 
+use super::decode::{MALFORMED, decoded};
 use super::header::{Mapping, map_header, positional};
-use crate::domain::Progress;
 use crate::domain::import::Compression;
+use crate::domain::{Progress, TextEncoding};
 use crate::pipeline::loaders::schema::TableSchema;
 use crate::pipeline::loaders::{
     Batch, BatchRow, EncoderFactory, LoadError, LoadSender, RowEncoder, push_fields,
 };
 use crate::pipeline::records::{
-    Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, looks_like_text,
+    Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, TEXT_SAMPLE_BYTES,
+    looks_like_text,
 };
 use crate::pipeline::rejects::{Rejected, Rejects};
 use crate::pipeline::validate::ColumnRule;
@@ -41,6 +44,8 @@ pub struct ReadSettings {
     pub delimiter: u8,
     pub quote: u8,
     pub header: bool,
+    /// The declared encoding; a byte order mark overrides it.
+    pub encoding: TextEncoding,
     pub compression: Compression,
     /// Records up to this line are skipped unread (a chunked import's retry resumes after its
     /// last checkpoint); 0 skips nothing.
@@ -119,6 +124,9 @@ struct State<'a> {
     /// Rows passed in the current chunk.
     chunk_passed: u64,
     bytes: Arc<AtomicU64>,
+    /// The encoding's name when the file is decoded (not UTF-8): fields holding
+    /// [`MALFORMED`] are rejected naming it.
+    decoded_from: Option<&'static str>,
 }
 
 impl<'a> State<'a> {
@@ -152,6 +160,7 @@ impl<'a> State<'a> {
             rejected_sent: 0,
             chunk_passed: 0,
             bytes: Arc::new(AtomicU64::new(0)),
+            decoded_from: None,
         }
     }
 
@@ -164,8 +173,13 @@ impl<'a> State<'a> {
             inner: input,
             count: self.bytes.clone(),
         };
-        let mut input = match decompressed(counted, self.settings.compression) {
-            Ok(input) => input,
+        let opened = decompressed(counted, self.settings.compression)
+            .and_then(|input| decoded(input, self.settings.encoding.encoding()).map_err(io_error));
+        let mut input = match opened {
+            Ok((input, encoding)) => {
+                self.decoded_from = (encoding != encoding_rs::UTF_8).then(|| encoding.name());
+                input
+            }
             Err(error) => return Err(self.fail_mapping(error)),
         };
         let mut buf = vec![0u8; READ_CHUNK];
@@ -175,7 +189,11 @@ impl<'a> State<'a> {
             if stop.is_cancelled() {
                 return Err(LoadError::Stopped);
             }
-            let n = read_some(&mut input, &mut buf)?;
+            let n = if first {
+                read_sample(&mut input, &mut buf)?
+            } else {
+                read_some(&mut input, &mut buf)?
+            };
             let chunk = buf.get(..n).unwrap_or_default();
             if first && n > 0 && !looks_like_text(chunk) {
                 return Err(self.fail_mapping(producer_error(
@@ -315,11 +333,17 @@ impl<'a> State<'a> {
         };
         let mut values: Vec<Option<Cow<str>>> = Vec::with_capacity(fields.len());
         let mut errors = String::new();
-        for (field, target) in fields.iter().zip(&mapping.fields) {
+        for (index, (field, target)) in fields.iter().zip(&mapping.fields).enumerate() {
             let Some(rule) = target.and_then(|i| self.target.rules.get(i)) else {
                 continue;
             };
-            match rule.check(field) {
+            let checked = match self.decoded_from {
+                Some(name) if memchr::memchr(MALFORMED, field).is_some() => Err(format!(
+                    "not valid {name} (a byte sequence that is no character in it)"
+                )),
+                _ => rule.check_field(field, fields.is_quoted_empty(index)),
+            };
+            match checked {
                 Ok(value) => values.push(value),
                 Err(reason) => {
                     if !errors.is_empty() {
@@ -423,11 +447,16 @@ fn new_batch() -> Batch {
     }
 }
 
-/// The fields again as one CSV line (for `_raw` when the field count is wrong).
+/// The fields again as one CSV line (for `_raw` when the field count is wrong): a NULL field
+/// empty, a quoted empty one `""`.
 fn csv_line(fields: &Fields, delimiter: u8) -> Vec<u8> {
     let row: crate::pipeline::Row = fields
         .iter()
-        .map(|f| serde_json::Value::String(String::from_utf8_lossy(f).into_owned()))
+        .enumerate()
+        .map(|(index, f)| match fields.is_null(index) {
+            true => serde_json::Value::Null,
+            false => serde_json::Value::String(String::from_utf8_lossy(f).into_owned()),
+        })
         .collect();
     let mut line = Vec::new();
     let options = crate::pipeline::codecs::EncoderOptions {
@@ -476,6 +505,23 @@ impl<R: Read> Read for Counted<R> {
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
+}
+
+/// The first read: at least [`TEXT_SAMPLE_BYTES`] unless the file is shorter, however little
+/// each read of the input gives (the decompressor's or the decoder's), so that the sample
+/// [`looks_like_text`] judges is a real one.
+fn read_sample(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+    let mut filled = 0;
+    while filled < TEXT_SAMPLE_BYTES {
+        let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
+            break;
+        };
+        match read_some(input, rest)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {

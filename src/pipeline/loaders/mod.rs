@@ -284,13 +284,21 @@ impl Batch {
     }
 }
 
-/// Appends a record's fields to `raw`: their count, each length (`u32`, little-endian), then
-/// their bytes.
+/// The length [`push_fields`] writes for a quoted empty field (`""`), which no field's real
+/// length reaches: records are capped far below 4 GiB.
+const QUOTED_EMPTY: u32 = u32::MAX;
+
+/// Appends a record's fields to `raw`: their count, each length (`u32`, little-endian;
+/// [`QUOTED_EMPTY`] for a quoted empty field), then their bytes.
 pub fn push_fields(raw: &mut Vec<u8>, fields: &Fields) {
-    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-    raw.extend_from_slice(&len(fields.len()));
-    for field in fields.iter() {
-        raw.extend_from_slice(&len(field.len()));
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX - 1).min(u32::MAX - 1);
+    raw.extend_from_slice(&len(fields.len()).to_le_bytes());
+    for (index, field) in fields.iter().enumerate() {
+        let length = match fields.is_quoted_empty(index) {
+            true => QUOTED_EMPTY,
+            false => len(field.len()),
+        };
+        raw.extend_from_slice(&length.to_le_bytes());
     }
     for field in fields.iter() {
         raw.extend_from_slice(field);
@@ -302,18 +310,19 @@ pub fn fields(raw: &[u8]) -> Fields {
     let word = |at: usize| {
         raw.get(at..at + 4)
             .and_then(|b| b.try_into().ok())
-            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+            .map_or(0, u32::from_le_bytes)
     };
-    let count = word(0);
+    let count = word(0) as usize;
     let mut start = 4 + 4 * count;
-    (0..count)
-        .map(|i| {
-            let end = start + word(4 + 4 * i);
-            let field = raw.get(start..end).unwrap_or_default();
-            start = end;
-            field
-        })
-        .collect()
+    let mut all = Fields::default();
+    for i in 0..count {
+        let length = word(4 + 4 * i);
+        let quoted_empty = length == QUOTED_EMPTY;
+        let end = start + if quoted_empty { 0 } else { length as usize };
+        all.push(raw.get(start..end).unwrap_or_default(), quoted_empty);
+        start = end;
+    }
+    all
 }
 
 /// What to load where.
@@ -468,5 +477,24 @@ async fn next_batch(
         None => Err(LoadError::Internal(
             "the reader ended without finishing the file".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_back_from_a_batch_with_nulls_and_quoted_empties_told_apart() {
+        let mut written = Fields::default();
+        written.push(b"a", false);
+        written.push(b"", false);
+        written.push(b"", true);
+        written.push("é".as_bytes(), false);
+        let mut raw = Vec::new();
+        push_fields(&mut raw, &written);
+        let read = fields(&raw);
+        assert_eq!(read, written);
+        assert!(read.is_null(1) && read.is_quoted_empty(2));
     }
 }

@@ -1,6 +1,8 @@
 //! A record's fields in one flat buffer, the way csv-core writes them: every field's bytes back
 //! to back, plus where each field ends. Two allocations per record instead of one per field,
-//! which matters at millions of records.
+//! which matters at millions of records. Empty fields written `""` are listed apart: an empty
+//! field is NULL, a quoted empty one the empty string (SPEC §4.2), and csv-core's output alone
+//! cannot tell them apart.
 
 use std::fmt;
 
@@ -12,12 +14,51 @@ pub struct Fields {
     /// `ends[i]` is where field `i` ends in `bytes`; field `i` starts where field `i - 1`
     /// ends. Never decreasing, and never past `bytes.len()`.
     ends: Vec<usize>,
+    /// The indexes, ascending, of the empty fields that were quoted (`""`); usually none, and
+    /// then this allocates nothing.
+    quoted_empty: Vec<usize>,
 }
 
 impl Fields {
     /// From csv-core's output: the fields' bytes and where each field ends.
     pub(super) fn from_parts(bytes: Vec<u8>, ends: Vec<usize>) -> Self {
-        Self { bytes, ends }
+        Self {
+            bytes,
+            ends,
+            quoted_empty: Vec::new(),
+        }
+    }
+
+    /// Marks the fields at `indexes` (ascending) as quoted empty; any that are not empty are
+    /// left unmarked.
+    pub(super) fn set_quoted_empty(&mut self, indexes: Vec<usize>) {
+        self.quoted_empty = indexes;
+        let ends = &self.ends;
+        self.quoted_empty.retain(|&index| {
+            let start = index
+                .checked_sub(1)
+                .map_or(Some(0), |i| ends.get(i).copied());
+            start.is_some() && start == ends.get(index).copied()
+        });
+    }
+
+    /// Appends a field; `quoted_empty` only counts for an empty one.
+    pub fn push(&mut self, field: &[u8], quoted_empty: bool) {
+        if quoted_empty && field.is_empty() {
+            self.quoted_empty.push(self.ends.len());
+        }
+        self.bytes.extend_from_slice(field);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Whether field `index` is empty and was quoted (`""`): the empty string, not NULL.
+    pub fn is_quoted_empty(&self, index: usize) -> bool {
+        self.quoted_empty.binary_search(&index).is_ok()
+    }
+
+    /// Whether field `index` is empty and was not quoted: NULL.
+    pub fn is_null(&self, index: usize) -> bool {
+        self.get(index).is_some_and(<[u8]>::is_empty) && !self.is_quoted_empty(index)
     }
 
     /// How many fields the record has (at least one for any record the reader produces).
@@ -50,12 +91,12 @@ impl Fields {
     }
 }
 
+/// Fields none of which is quoted empty.
 impl<'a> FromIterator<&'a [u8]> for Fields {
     fn from_iter<I: IntoIterator<Item = &'a [u8]>>(fields: I) -> Self {
         let mut all = Self::default();
         for field in fields {
-            all.bytes.extend_from_slice(field);
-            all.ends.push(all.bytes.len());
+            all.push(field, false);
         }
         all
     }
@@ -70,12 +111,18 @@ impl<'a> IntoIterator for &'a Fields {
     }
 }
 
-/// Shows each field as text, invalid UTF-8 replaced, so that test failures are readable.
+/// Shows each field as text, invalid UTF-8 replaced, and a quoted empty field as `<"">`, so
+/// that test failures are readable.
 impl fmt::Debug for Fields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(String::from_utf8_lossy))
-            .finish()
+        let shown = self.iter().enumerate().map(|(index, field)| {
+            if self.is_quoted_empty(index) {
+                "<\"\">".into()
+            } else {
+                String::from_utf8_lossy(field)
+            }
+        });
+        f.debug_list().entries(shown).finish()
     }
 }
 
@@ -126,7 +173,35 @@ mod tests {
 
     #[test]
     fn debug_shows_fields_as_text() {
-        let fields: Fields = [&b"a"[..], b"\xff"].into_iter().collect();
-        assert_eq!(format!("{fields:?}"), "[\"a\", \"\u{fffd}\"]");
+        let mut fields: Fields = [&b"a"[..], b"\xff"].into_iter().collect();
+        fields.push(b"", true);
+        assert_eq!(
+            format!("{fields:?}"),
+            "[\"a\", \"\u{fffd}\", \"<\\\"\\\">\"]"
+        );
+    }
+
+    #[test]
+    fn a_quoted_empty_field_is_told_from_a_null_one() {
+        let mut fields = Fields::default();
+        fields.push(b"", false);
+        fields.push(b"", true);
+        fields.push(b"x", true);
+        assert_eq!(
+            (fields.is_null(0), fields.is_quoted_empty(0)),
+            (true, false)
+        );
+        assert_eq!(
+            (fields.is_null(1), fields.is_quoted_empty(1)),
+            (false, true)
+        );
+        assert_eq!(
+            (fields.is_null(2), fields.is_quoted_empty(2)),
+            (false, false)
+        );
+        assert!(!fields.is_null(3));
+        let mut parts = Fields::from_parts(b"ab".to_vec(), vec![0, 0, 2, 2]);
+        parts.set_quoted_empty(vec![1, 2, 3, 9]);
+        assert_eq!(parts.quoted_empty, [1, 3]);
     }
 }

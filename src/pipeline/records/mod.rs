@@ -22,6 +22,9 @@
 //!   the next delimiter (`"ab"c` is `abc`, `"ab"c"d` is `abc"d`).
 //! * Bytes are passed through untouched, NUL and invalid UTF-8 included: the validator rejects
 //!   such rows with the column at fault.
+//! * An empty field and a quoted empty one (`,,` and `,"",`) are both empty, but the second is
+//!   marked ([`Fields::is_quoted_empty`]): NULL and the empty string (SPEC §4.2). Only records
+//!   with an empty field are looked at again for this, in their raw bytes.
 //!
 //! # Structural faults
 //!
@@ -117,7 +120,8 @@ pub struct Record {
 /// What a record turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKind {
-    /// Split into fields, raw bytes (UTF-8 is checked later, by the validator).
+    /// Split into fields, raw bytes (UTF-8 is checked later, by the validator), quoted empty
+    /// fields marked.
     Fields(Fields),
     /// Too broken to split into fields.
     Broken {

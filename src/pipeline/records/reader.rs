@@ -9,6 +9,7 @@ use buffers::{FIRST_FIELD_BYTES, FIRST_FIELD_ENDS, extend_capped, resize_exact, 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 
 mod buffers;
+mod quoting;
 mod recovery;
 
 #[cfg(test)]
@@ -24,6 +25,8 @@ const MAX_CAP: usize = usize::MAX / 4;
 #[derive(Debug)]
 pub struct RecordReader {
     cap: usize,
+    delimiter: u8,
+    quote: u8,
     expect: Expect,
     csv: Reader,
     bom: Bom,
@@ -75,6 +78,8 @@ impl RecordReader {
         let cap = options.max_record_bytes.clamp(1, MAX_CAP);
         Self {
             cap,
+            delimiter: options.delimiter,
+            quote: options.quote,
             expect: Expect::Unknown,
             csv: parser(&options),
             bom: Bom::Matching(0),
@@ -264,9 +269,14 @@ impl RecordReader {
             recovered = self.recover(current.line, out);
         } else {
             // Within the buffers, as above.
-            let fields = self.fields[..self.nout].to_vec();
-            let ends = self.ends[..self.nend].to_vec();
-            let kind = RecordKind::Fields(Fields::from_parts(fields, ends));
+            let ends = &self.ends[..self.nend];
+            let quoted =
+                quoting::quoted_empty([&self.pending, body], ends, self.delimiter, self.quote);
+            let mut fields = Fields::from_parts(self.fields[..self.nout].to_vec(), ends.to_vec());
+            if !quoted.is_empty() {
+                fields.set_quoted_empty(quoted);
+            }
+            let kind = RecordKind::Fields(fields);
             self.emit(
                 Record {
                     line: current.line,

@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | every type | UTF-8 without NUL | | `not valid UTF-8 (at byte 3)`, `contains a NUL byte` |
 //! | every type | empty (after trimming, for non-text types) | NULL | `required` (NOT NULL or `required: true`) |
+//! | `text` `varchar` `char` | `""` (quoted empty) | the empty string | by `enum`/`pattern` only |
 //! | `smallint` `integer` `bigint` | optional sign, ASCII digits, in range | without `+` or leading zeros | `a decimal in an integer column: "12.5"`, `not an integer: "1e3"`, `out of range for integer` |
 //! | `numeric(p,s)` | `[+-]digits[.digits][e±n]`; digits beyond `s` only if zeros; at most `p-s` before the point | as written | `not a finite number: "NaN"`, `more than 2 digits after the decimal point`, `out of range for numeric(5,2)` |
 //! | `real` `double precision` | decimal syntax, finite, not underflowing to 0 | shortest round-trip (`0.1`, `1500`, `1e21`) | `not a finite number: "inf"`, `out of range for real` |
@@ -23,8 +24,10 @@
 //! | other types | anything | trimmed; PostgreSQL judges it, so a bad value fails the load | |
 //!
 //! Fields of every type but `text`, `varchar` and `char` are trimmed of surrounding whitespace.
-//! An empty field is NULL for every type, text included: the CSV reader's raw bytes cannot
-//! tell `,,` from `,"",`. Years run from 0001 to 9999; hour 24 and leap seconds are refused;
+//! An empty field is NULL for every type. A quoted empty field (`""`) is the empty string in
+//! `text`, `varchar` and `char` columns, as in PostgreSQL's `COPY … CSV`, and NULL in every
+//! other type: none has an empty value, and files written with every field quoted (Python's
+//! `QUOTE_ALL`, many spreadsheets) write a missing number as `""`. Years run from 0001 to 9999; hour 24 and leap seconds are refused;
 //! fractions beyond microseconds are accepted only when the extra digits are zeros, as are
 //! digits beyond a `numeric` scale — Ferry never drops a digit silently.
 //!
@@ -92,18 +95,27 @@ impl ColumnRule {
         })
     }
 
-    /// Validates and normalises one raw field (bytes straight from the CSV reader).
+    /// Validates and normalises one raw field (bytes straight from the CSV reader), written
+    /// without quotes if it is empty: an empty field is NULL.
     /// `Ok(None)` is SQL NULL; `Ok(Some(text))` the value as PostgreSQL's `COPY` takes it in
     /// text format, unescaped, borrowed from `raw` unless normalising changed it; `Err` a short
     /// reason for the reject report. Never panics, whatever the bytes.
     pub fn check<'a>(&self, raw: &'a [u8]) -> Result<Option<Cow<'a, str>>, String> {
+        self.check_field(raw, false)
+    }
+
+    /// As [`ColumnRule::check`], for a field that was written `""` when `quoted_empty`: the
+    /// empty string in a text, `varchar` or `char` column, NULL in any other (no other type
+    /// has an empty value).
+    pub fn check_field<'a>(
+        &self,
+        raw: &'a [u8],
+        quoted_empty: bool,
+    ) -> Result<Option<Cow<'a, str>>, String> {
         let text = field::decode(raw)?;
-        let value = if self.kind.keeps_whitespace() {
-            text
-        } else {
-            text.trim()
-        };
-        if value.is_empty() {
+        let keep = self.kind.keeps_whitespace();
+        let value = if keep { text } else { text.trim() };
+        if value.is_empty() && !(keep && quoted_empty) {
             return if self.nullable && !self.extras.required {
                 Ok(None)
             } else {

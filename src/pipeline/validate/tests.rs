@@ -733,3 +733,48 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_quoted_empty_field_is_the_empty_string_in_text_columns_and_null_elsewhere() {
+    let empty = |rule: &ColumnRule| {
+        let got = rule.check_field(b"", true);
+        got.map(|v| v.map(Cow::into_owned))
+    };
+    for kind in [
+        ColumnType::Text,
+        ColumnType::Varchar(Some(3)),
+        ColumnType::Char(Some(2)),
+    ] {
+        assert_eq!(
+            empty(&rule(kind.clone())),
+            Ok(Some(String::new())),
+            "{kind}"
+        );
+        assert_eq!(rule(kind.clone()).check(b""), Ok(None), "{kind}");
+        // Not NULL, so a NOT NULL text column takes it.
+        let not_null = ColumnRule::build("c", kind.clone(), false, None).unwrap();
+        assert_eq!(empty(&not_null), Ok(Some(String::new())), "{kind}");
+    }
+    for kind in [
+        ColumnType::Integer,
+        ColumnType::Date,
+        ColumnType::Boolean,
+        ColumnType::Json,
+        ColumnType::Other("inet".into()),
+    ] {
+        assert_eq!(empty(&rule(kind.clone())), Ok(None), "{kind}");
+        let not_null = ColumnRule::build("c", kind.clone(), false, None).unwrap();
+        assert_eq!(empty(&not_null), Err("required".to_owned()), "{kind}");
+    }
+    // A quoted field of spaces is trimmed to NULL in a number column, kept in a text one.
+    assert_eq!(
+        rule(ColumnType::Integer).check_field(b"  ", false),
+        Ok(None)
+    );
+    let text = rule(ColumnType::Text).check_field(b"  ", false);
+    assert_eq!(text, Ok(Some(Cow::Borrowed("  "))));
+    // The spec's rules still apply to the empty string.
+    let listed = with_spec(ColumnType::Text, r#"{"enum": ["a", "b"]}"#);
+    assert!(listed.check_field(b"", true).is_err());
+    assert_eq!(listed.check_field(b"", false), Ok(None));
+}

@@ -129,7 +129,48 @@ fn a_line_of_spaces_is_a_record_of_one_field() {
 #[test]
 fn quoted_fields_hold_doubled_quotes_delimiters_and_line_breaks() {
     let records = read(b"\"say \"\"hi\"\"\",\"a,b\",\"x\ny\",\"\"\n");
-    assert_eq!(records, [fields(1, &["say \"hi\"", "a,b", "x\ny", ""])]);
+    let mut expected: Fields = ["say \"hi\"", "a,b", "x\ny"]
+        .iter()
+        .map(|f| f.as_bytes())
+        .collect();
+    expected.push(b"", true);
+    let kind = RecordKind::Fields(expected);
+    assert_eq!(records, [Record { line: 1, kind }]);
+}
+
+#[test]
+fn an_empty_field_is_told_from_a_quoted_empty_one_however_the_input_is_cut() {
+    let text = b"id,a,b,c\r\n1,,\"\",\"x\"\n\"\",\"\"\"\",\"\n\",\n";
+    let mut first = Fields::default();
+    for (field, quoted) in [(&b"1"[..], false), (b"", false), (b"", true), (b"x", true)] {
+        first.push(field, quoted);
+    }
+    let mut second = Fields::default();
+    for (field, quoted) in [(&b""[..], true), (b"\"", true), (b"\n", true), (b"", false)] {
+        second.push(field, quoted);
+    }
+    let expected = [
+        fields(1, &["id", "a", "b", "c"]),
+        Record {
+            line: 2,
+            kind: RecordKind::Fields(first),
+        },
+        Record {
+            line: 3,
+            kind: RecordKind::Fields(second),
+        },
+    ];
+    for cut in 0..text.len() {
+        let (a, b) = text.split_at(cut);
+        let records = read_chunks(ReaderOptions::default(), None, &[a, b]);
+        assert_eq!(records, expected, "cut at {cut}");
+    }
+    let nulls = |r: &Record| match &r.kind {
+        RecordKind::Fields(f) => (0..f.len()).map(|i| f.is_null(i)).collect::<Vec<_>>(),
+        RecordKind::Broken { .. } => Vec::new(),
+    };
+    assert_eq!(nulls(&read(text)[1]), [false, true, false, false]);
+    assert_eq!(nulls(&read(text)[2]), [false, false, false, true]);
 }
 
 #[test]

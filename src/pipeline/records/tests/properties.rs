@@ -41,9 +41,22 @@ impl Generated {
         self.line += 1;
     }
 
-    fn field(&mut self, rng: &mut ChaCha8Rng, field: &[u8], delimiter: u8) {
+    /// Writes a field, quoted when it must be and sometimes when it need not; an empty field
+    /// is quoted when `quote_empty`. Returns whether it was quoted.
+    fn field(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        field: &[u8],
+        delimiter: u8,
+        quote_empty: bool,
+    ) -> bool {
         let special = |&byte: &u8| byte == delimiter || byte == b'"' || lines::is_break(byte);
-        if field.is_empty() || field.iter().any(special) || rng.random_bool(0.1) {
+        let quoted = if field.is_empty() {
+            quote_empty
+        } else {
+            field.iter().any(special) || rng.random_bool(0.1)
+        };
+        if quoted {
             self.text.push(b'"');
             for &byte in field {
                 if byte == b'"' {
@@ -56,6 +69,7 @@ impl Generated {
         } else {
             self.text.extend_from_slice(field);
         }
+        quoted
     }
 }
 
@@ -105,13 +119,17 @@ fn generate(rng: &mut ChaCha8Rng, delimiter: u8) -> Generated {
             .map(|_| random_field(rng))
             .collect();
         let line = file.line;
+        let mut fields = Fields::default();
         for (index, value) in values.iter().enumerate() {
             if index > 0 {
                 file.text.push(delimiter);
             }
-            file.field(rng, value, delimiter);
+            // A record of one unquoted empty field would be an empty line, which is skipped.
+            let quote_empty = values.len() == 1 || rng.random_bool(0.5);
+            let quoted = file.field(rng, value, delimiter, quote_empty);
+            fields.push(value, quoted);
         }
-        let kind = RecordKind::Fields(values.iter().map(Vec::as_slice).collect());
+        let kind = RecordKind::Fields(fields);
         file.records.push(Record { line, kind });
         if row + 1 < rows || rng.random_bool(0.5) {
             file.line_break(rng);
