@@ -6,7 +6,9 @@
 use super::AppState;
 use super::error::{ApiError, Params, Problem, parse_json, problem};
 use super::jobs::{self, JobPath, visible};
-use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
+use super::openapi::{
+    Conflict, NotCsv, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable,
+};
 use super::view::{JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
 use crate::domain::import::{Compression, FileFormat, Mode, Target};
@@ -173,7 +175,7 @@ impl RawParams {
                 ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
             ),
         ),
-        Rejected, Unauthorized, TooLarge, TooBusy, Unavailable,
+        Rejected, NotCsv, Unauthorized, TooLarge, TooBusy, Unavailable,
     )
 )]
 async fn create(
@@ -275,9 +277,11 @@ async fn store<S, E>(
 ) -> Result<Response, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
-    E: std::fmt::Display,
+    E: std::fmt::Display + Send,
 {
     let spec = checked(state, caller, &request, false).await?;
+    // The spec does not declare UTF-16 yet (`format.encoding` is utf-8 only).
+    let body = super::door::admit(body, spec.compression, false).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let max = state.settings.limits.max_upload.as_u64();
@@ -426,7 +430,7 @@ async fn direct(
     params(JobPath),
     responses(
         (status = 202, description = "The import is queued", body = JobView),
-        Conflict, NotFound, TooLarge, Unauthorized, Unavailable,
+        NotCsv, EmptyFile, Conflict, NotFound, TooLarge, Unauthorized, Unavailable,
     )
 )]
 async fn start(
@@ -452,6 +456,16 @@ async fn start(
             "the file is larger than the maximum upload of {}",
             state.settings.limits.max_upload
         )));
+    }
+    let request: ImportRequest = serde_json::from_value(job.spec.clone())
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a stored spec")))?;
+    // Refused: the object goes, the job keeps waiting for a better file (as after a 413).
+    let compression = request.format.compression;
+    if let Err(refusal) =
+        super::door::admit_stored(&state.storage, &key, size, compression, false).await
+    {
+        let _ = state.storage.delete(&key).await;
+        return Err(refusal);
     }
     let started = state.store.start(job.id, &stored(size)).await?;
     let job = started.ok_or_else(|| {

@@ -6,6 +6,7 @@
 //! the queue (storage, progress, the job's result); the loader conformance suite drives it
 //! directly.
 
+pub mod door;
 pub mod header;
 pub mod read;
 
