@@ -7,7 +7,7 @@ use super::AppState;
 use super::error::{ApiError, Params, Problem, parse_json, problem};
 use super::jobs::{self, JobPath, visible};
 use super::openapi::{
-    Conflict, NotCsv, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable,
+    Conflict, EmptyFile, NotCsv, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable,
 };
 use super::view::{JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
