@@ -457,21 +457,33 @@ async fn start(
             state.settings.limits.max_upload
         )));
     }
-    let request: ImportRequest = serde_json::from_value(job.spec.clone())
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a stored spec")))?;
-    // Refused: the object goes, the job keeps waiting for a better file (as after a 413).
-    let compression = request.format.compression;
-    if let Err(refusal) =
-        super::door::admit_stored(&state.storage, &key, size, compression, false).await
-    {
-        let _ = state.storage.delete(&key).await;
-        return Err(refusal);
-    }
+    admit_direct(&state, &job, &key, size).await?;
     let started = state.store.start(job.id, &stored(size)).await?;
     let job = started.ok_or_else(|| {
         ApiError::Conflict("the import was started or cancelled meanwhile".into())
     })?;
     Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
+}
+
+/// Checks a direct upload's file at the door. Refused, the object goes and the job keeps
+/// waiting for a better file (as after a `413`).
+async fn admit_direct(
+    state: &AppState,
+    job: &crate::domain::Job,
+    key: &crate::storage::ObjectKey,
+    size: u64,
+) -> Result<(), ApiError> {
+    let request: ImportRequest = serde_json::from_value(job.spec.clone())
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a stored spec")))?;
+    let compression = request.format.compression;
+    // The spec does not declare UTF-16 yet (`format.encoding` is utf-8 only).
+    match super::door::admit_stored(&state.storage, key, size, compression, false).await {
+        Err(refused @ ApiError::Refused(_)) => {
+            let _ = state.storage.delete(key).await;
+            Err(refused)
+        }
+        other => other,
+    }
 }
 
 /// Creates the job record.
