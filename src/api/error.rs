@@ -3,6 +3,7 @@
 
 use crate::auth::AuthError;
 use crate::domain::{FieldError, Invalid};
+use crate::pipeline::import::door::Refusal;
 use crate::storage::{LinkError, PutError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,9 @@ pub enum ApiError {
     /// An upload's body stopped before its end.
     #[error("{0}")]
     UploadInterrupted(String),
+    /// An upload refused at the door: empty (`422 empty_file`) or not CSV (`415 not_csv`).
+    #[error("{}", .0.message())]
+    Refused(Refusal),
     /// A dependency `/readyz` checks is not ready: which one and why, without secrets.
     #[error("{0}")]
     NotReady(String),
@@ -72,7 +76,7 @@ pub struct Problem {
     pub detail: String,
     /// A stable snake_case code, e.g. `invalid_request`, `not_found`.
     pub code: String,
-    /// The fields at fault (`422 invalid_request` only).
+    /// The fields at fault (`422 invalid_request`; `file` for a file refused at the door).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
@@ -139,6 +143,14 @@ impl ApiError {
                 "upload_interrupted",
                 "Upload interrupted",
             ),
+            Self::Refused(Refusal::Empty) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "empty_file", "Empty file")
+            }
+            Self::Refused(Refusal::NotCsv(_)) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_csv",
+                "Not a CSV file",
+            ),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready"),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -177,6 +189,7 @@ impl IntoResponse for ApiError {
         }
         let errors = match &self {
             Self::Invalid(invalid) => invalid.0.clone(),
+            Self::Refused(refusal) => Invalid::field("file", refusal.message()).0,
             _ => Vec::new(),
         };
         let body = Problem {
@@ -213,6 +226,12 @@ impl From<PutError> for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         Self::Unauthorized(error.to_string())
@@ -234,17 +253,29 @@ impl From<crate::queue::StoreError> for ApiError {
     }
 }
 
-/// Reads a JSON body: unparseable is `400`, the wrong shape (unknown field, wrong type) `422`.
+/// Reads a JSON body: unparseable is `400`, the wrong shape (unknown field, wrong type, unknown
+/// value) `422` naming the field's path (`mode`, `target.connection`), or `body` for the whole.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    crate::domain::json::object(&mut deserializer)
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
+    crate::domain::json::object(tracked)
         .and_then(|value| deserializer.end().map(|()| value))
         .map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::Invalid(Invalid::field("body", error.to_string()))
-            }
+            serde_json::error::Category::Data => ApiError::Invalid(Invalid::field(
+                field_path(&track.path(), "body"),
+                error.to_string(),
+            )),
             _ => ApiError::Malformed(format!("the body is not valid JSON: {error}")),
         })
+}
+
+/// A path as the API names fields (`target.table`, `files[1].name`); `whole` for the root.
+pub fn field_path(path: &serde_path_to_error::Path, whole: &str) -> String {
+    match path.iter().next() {
+        None => whole.to_owned(),
+        Some(_) => path.to_string(),
+    }
 }
 
 /// Query parameters whose rejection is a problem+json `422`, not axum's plain-text `400`.
@@ -262,8 +293,15 @@ where
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Params(q.0))
-            .map_err(|e| ApiError::Invalid(Invalid::field("query", e.body_text())))
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Params)
+            .map_err(|error| {
+                let field = field_path(error.path(), "query");
+                let message = format!("invalid query string: {}", error.inner());
+                ApiError::Invalid(Invalid::field(field, message))
+            })
     }
 }

@@ -6,7 +6,9 @@
 use super::AppState;
 use super::error::{ApiError, Params, Problem, parse_json, problem};
 use super::jobs::{self, JobPath, visible};
-use super::openapi::{Conflict, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable};
+use super::openapi::{
+    Conflict, EmptyFile, NotCsv, NotFound, Rejected, TooBusy, TooLarge, Unauthorized, Unavailable,
+};
 use super::view::{JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
 use crate::domain::import::{Compression, FileFormat, Mode, Target};
@@ -176,7 +178,7 @@ impl RawParams {
                 ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
             ),
         ),
-        Rejected, Unauthorized, TooLarge, TooBusy, Unavailable,
+        Rejected, NotCsv, Unauthorized, TooLarge, TooBusy, Unavailable,
     )
 )]
 async fn create(
@@ -278,9 +280,10 @@ async fn store<S, E>(
 ) -> Result<Response, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
-    E: std::fmt::Display,
+    E: std::fmt::Display + Send,
 {
     let spec = checked(state, caller, &request, false).await?;
+    let body = super::door::admit(body, spec.compression, spec.encoding.is_utf16()).await?;
     let id = JobId::new();
     let key = import_key(&caller.tenant, id, "upload");
     let max = state.settings.limits.max_upload.as_u64();
@@ -429,7 +432,7 @@ async fn direct(
     params(JobPath),
     responses(
         (status = 202, description = "The import is queued", body = JobView),
-        Conflict, NotFound, TooLarge, Unauthorized, Unavailable,
+        NotCsv, EmptyFile, Conflict, NotFound, TooLarge, Unauthorized, Unavailable,
     )
 )]
 async fn start(
@@ -456,11 +459,35 @@ async fn start(
             state.settings.limits.max_upload
         )));
     }
+    admit_direct(&state, &job, &key, size).await?;
     let started = state.store.start(job.id, &stored(size)).await?;
     let job = started.ok_or_else(|| {
         ApiError::Conflict("the import was started or cancelled meanwhile".into())
     })?;
     Ok((StatusCode::ACCEPTED, axum::Json(render(&state, &job).await)).into_response())
+}
+
+/// Checks a direct upload's file at the door. Refused, the object goes and the job keeps
+/// waiting for a better file (as after a `413`).
+async fn admit_direct(
+    state: &AppState,
+    job: &crate::domain::Job,
+    key: &crate::storage::ObjectKey,
+    size: u64,
+) -> Result<(), ApiError> {
+    let request: ImportRequest = serde_json::from_value(job.spec.clone())
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a stored spec")))?;
+    let compression = request.format.compression;
+    // A stored spec was parsed when the job was created, so its label is known to be valid.
+    let utf16 = crate::domain::TextEncoding::parse(&request.format.encoding)
+        .is_ok_and(|encoding| encoding.is_utf16());
+    match super::door::admit_stored(&state.storage, key, size, compression, utf16).await {
+        Err(refused @ ApiError::Refused(_)) => {
+            let _ = state.storage.delete(key).await;
+            Err(refused)
+        }
+        other => other,
+    }
 }
 
 /// Creates the job record.

@@ -4,6 +4,7 @@ pub mod callbacks;
 mod caller;
 mod cors;
 pub mod discovery;
+mod door;
 pub mod error;
 pub mod events;
 pub mod exports;
@@ -15,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+mod unread;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -63,7 +65,9 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(TraceLayer::new_for_http())
+    router
+        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(unread::close_if_unread))
 }
 
 /// The API's routes (the signed-link routes of the local store aside), each registered with

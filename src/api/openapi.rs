@@ -113,6 +113,17 @@ pub struct Conflict(pub Problem);
 #[response(status = 413, content_type = "application/problem+json")]
 pub struct TooLarge(pub Problem);
 
+/// The file is refused at the door: it is plainly not delimited text (`415 not_csv`: an image,
+/// a PDF, an archive or office file, binary data). An empty file is `422 empty_file`.
+#[derive(IntoResponses)]
+#[response(status = 415, content_type = "application/problem+json")]
+pub struct NotCsv(pub Problem);
+
+/// The file is empty (`422 empty_file`), found at the door.
+#[derive(IntoResponses)]
+#[response(status = 422, content_type = "application/problem+json")]
+pub struct EmptyFile(pub Problem);
+
 /// Too many queued jobs, in all or for the tenant (`too_many_jobs`): come back later.
 #[derive(IntoResponses)]
 #[response(

@@ -277,11 +277,13 @@ impl ImportRequest {
         };
         let mut columns = BTreeMap::new();
         for (name, value) in &self.columns {
-            match object::<_, RuleSpec>(value.clone()) {
+            let mut track = serde_path_to_error::Track::new();
+            let tracked = serde_path_to_error::Deserializer::new(value, &mut track);
+            match object::<_, RuleSpec>(tracked) {
                 Ok(rule) => {
                     columns.insert(name.clone(), rule);
                 }
-                Err(e) => errors.push(format!("columns.{name}"), e.to_string()),
+                Err(e) => errors.push(column_path(name, &track.path()), e.to_string()),
             }
         }
         if let Some(name) = &self.name
@@ -315,6 +317,14 @@ impl ImportRequest {
             direct: self.upload == Some(UploadMode::Direct),
             chunk_rows,
         })
+    }
+}
+
+/// `columns.<name>` and the path inside its rules (`columns.note.pattern`).
+fn column_path(name: &str, inside: &serde_path_to_error::Path) -> String {
+    match inside.iter().next() {
+        None => format!("columns.{name}"),
+        Some(_) => format!("columns.{name}.{inside}"),
     }
 }
 

@@ -139,6 +139,18 @@ impl Storage {
             .boxed())
     }
 
+    /// The first `len` bytes of the object at `key`, which must be at least that long (ask
+    /// [`Storage::size`] first).
+    pub async fn read_head(&self, key: &ObjectKey, len: u64) -> Result<Bytes, StorageError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        self.store()
+            .get_range(&key.path(), 0..len)
+            .await
+            .map_err(|e| StorageError::from_store(key.as_str(), e))
+    }
+
     /// Checks that the store answers within a few seconds, for readiness: the directory
     /// exists, or the bucket accepts an authenticated request.
     pub async fn ping(&self) -> Result<(), StorageError> {

@@ -17,6 +17,8 @@ enum Expect {
     },
     /// Fails with this code; the table stays empty.
     Fails(&'static str),
+    /// Refused at the door with this status and code: no job at all.
+    Refused(u16, &'static str),
 }
 
 struct Case {
@@ -92,7 +94,7 @@ fn cases() -> Vec<Case> {
             format!("id,t\n1,{}\n2,b\0c\n3,c\n", "a".repeat(100)),
             loaded("1,3", &[3]),
         ),
-        case("an empty file", "", Expect::Fails("empty_file")),
+        case("an empty file", "", Expect::Refused(422, "empty_file")),
         case("a header only", "id,t\n", loaded("", &[])),
         case(
             "duplicate header names",
@@ -110,7 +112,11 @@ fn cases() -> Vec<Case> {
             Expect::Fails("missing_column"),
         ),
         case("a 2 MiB line", two_mib, loaded("1,3", &[3])),
-        case("binary data (an image)", png, Expect::Fails("not_csv")),
+        case(
+            "binary data (an image)",
+            png,
+            Expect::Refused(415, "not_csv"),
+        ),
         Case {
             name: "Content-Encoding: gzip on a plain file",
             file: b"id\n1\n".to_vec(),
@@ -174,6 +180,10 @@ async fn every_case_of_the_bad_input_catalogue_ends_with_the_table_as_it_should_
         app.data_sql("TRUNCATE cat").await;
         let job = run(&app, &case).await;
         match case.expect {
+            Expect::Refused(status, code) => {
+                assert_eq!(job["status"], status, "{}: {job}", case.name);
+                assert_eq!(job["code"], code, "{}: {job}", case.name);
+            }
             Expect::Fails(code) => {
                 assert_eq!(job["state"], "failed", "{}: {job}", case.name);
                 assert_eq!(job["error"]["code"], code, "{}: {job}", case.name);
@@ -202,7 +212,7 @@ async fn every_case_of_the_bad_input_catalogue_ends_with_the_table_as_it_should_
         let ids = ids(&app).await;
         let want = match case.expect {
             Expect::Loaded { ids, .. } => ids,
-            Expect::Fails(_) => "",
+            Expect::Fails(_) | Expect::Refused(..) => "",
         };
         assert_eq!(
             ids, want,
@@ -223,6 +233,10 @@ async fn run(app: &TestApp, case: &Case) -> Value {
     }
     let response = request.send().await.unwrap();
     let body: Value = response.json().await.unwrap();
+    if let Expect::Refused(..) = case.expect {
+        // The problem itself, to be checked by the caller.
+        return body;
+    }
     let id = body["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{}: {body}", case.name))

@@ -167,7 +167,7 @@ async fn bad_requests_get_problem_details_and_create_nothing() {
         (
             json!({"source": {"type": "generate", "rows": 1, "columns": []}, "colour": "red"}),
             422,
-            "body",
+            "colour",
         ),
     ];
     for (body, status, field) in cases {

@@ -9,6 +9,7 @@ mod cli_follow;
 mod conformance;
 mod discovery;
 mod disk;
+mod door;
 mod email;
 mod encodings;
 mod exports;

@@ -7,6 +7,7 @@
 //! directly.
 
 pub mod decode;
+pub mod door;
 pub mod header;
 pub mod read;
 
