@@ -21,5 +21,7 @@ pub use import::{ImportRequest, ImportSpec};
 pub use invalid::{FieldError, Invalid};
 pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
 pub use record::Job;
-pub use result::{BundleEntry, ExportResult, ExportedFile, ImportResult};
+pub use result::{
+    BundleEntry, CreatedColumn, CreatedTable, ExportResult, ExportedFile, ImportResult,
+};
 pub use targets::NotifyTargets;
