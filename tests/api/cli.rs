@@ -568,7 +568,7 @@ async fn import_with_create_makes_the_table_from_the_file() {
         .await
         .expect("open local.db");
     let columns: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, type FROM pragma_table_info('pets') ORDER BY cid")
+        sqlx::query_as("SELECT name, lower(type) FROM pragma_table_info('pets') ORDER BY cid")
             .fetch_all(&mut conn)
             .await
             .expect("read the columns");
