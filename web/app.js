@@ -298,6 +298,9 @@ function drawFacts(list, job) {
     const r = job.result;
     facts.push(["Rows", r ? `${numbers.format(r.rows_inserted)} in, ${numbers.format(r.rows_rejected)} rejected`
       : numbers.format(job.progress?.rows || 0)]);
+    if (r?.created) {
+      facts.push(["New table", r.created.columns.map((c) => `${c.name} ${c.type}`).join(", ")]);
+    }
   }
   facts.push(["Created", when(job.created_at)]);
   if (job.finished_at) facts.push(["Finished", when(job.finished_at)]);
@@ -663,6 +666,7 @@ function importSpec() {
   const connection = $("upload-connection").value.trim();
   const spec = {target: {table: $("upload-table").value.trim()}, mode: $("upload-mode").value};
   if (connection) spec.target.connection = connection;
+  if ($("upload-create").checked) spec.target.create = true;
   if (spec.mode === "upsert") spec.key = $("upload-key").value.split(",").map((k) => k.trim()).filter(Boolean);
   return spec;
 }

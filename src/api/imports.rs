@@ -61,6 +61,9 @@ struct RawParams {
     /// The target table (required with a raw body).
     #[param(min_length = 1)]
     table: Option<String>,
+    /// Create the table from the file when it does not exist (default false).
+    #[serde(default)]
+    create: bool,
     /// `append` (default), `replace` or `upsert`.
     #[serde(default)]
     #[param(value_type = Option<Mode>)]
@@ -103,6 +106,7 @@ impl RawParams {
             target: Target {
                 connection: self.connection,
                 table,
+                create: self.create,
             },
             mode: self.mode,
             key: self

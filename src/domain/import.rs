@@ -89,6 +89,9 @@ pub struct Target {
     /// `table` or `schema.table`.
     #[schema(min_length = 1)]
     pub table: String,
+    /// Create the table from the file when it does not exist (SPEC §4.1 "New tables").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
 
 /// How rows are loaded.
@@ -203,6 +206,8 @@ pub struct ImportSpec {
     pub name: String,
     pub connection: Option<String>,
     pub table: TableName,
+    /// Create the table from the file when it does not exist.
+    pub create: bool,
     pub mode: Mode,
     pub key: Vec<String>,
     pub delimiter: u8,
@@ -304,6 +309,7 @@ impl ImportRequest {
             name,
             connection: self.target.connection.clone(),
             table,
+            create: self.target.create,
             mode: self.mode,
             key: self.key.clone(),
             delimiter,

@@ -22,6 +22,8 @@ pub use import::{ImportRequest, ImportSpec};
 pub use invalid::{FieldError, Invalid};
 pub use job::{EventKind, JobError, JobId, JobKind, JobState, Progress};
 pub use record::Job;
-pub use result::{BundleEntry, ExportResult, ExportedFile, ImportResult};
+pub use result::{
+    BundleEntry, CreatedColumn, CreatedTable, ExportResult, ExportedFile, ImportResult,
+};
 pub use targets::NotifyTargets;
 pub use text_encoding::TextEncoding;

@@ -73,4 +73,29 @@ pub struct ImportResult {
     /// the job): the rows its committed chunks keep in the table, the same as `rows_inserted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_kept: Option<u64>,
+    /// The table this import created (`"target": {"create": true}` and no such table before);
+    /// `null` when the table existed.
+    #[serde(default)]
+    pub created: Option<CreatedTable>,
+}
+
+/// A table an import created from its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedTable {
+    /// Its name.
+    pub table: String,
+    /// Its columns, in the file's order.
+    pub columns: Vec<CreatedColumn>,
+}
+
+/// A column of a created table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedColumn {
+    /// The column's name: the header, normalised.
+    pub name: String,
+    /// Its type as created (`bigint`, `date`, … on PostgreSQL; SQLite's names on SQLite).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The header it came from.
+    pub header: String,
 }

@@ -5,7 +5,7 @@
 use crate::helpers::{fresh_postgres, fresh_sqlite};
 use ferry::config::{ConnectionSettings, Secret, Settings};
 use ferry::domain::{ImportRequest, Progress};
-use ferry::jobs::import::prepare::{connect, prepare};
+use ferry::jobs::import::prepare::{Creation, Prepared, connect, created, prepare};
 use ferry::pipeline::import::{Loaded, Run, run};
 use ferry::pipeline::loaders::{Checkpoint, LoadError, TargetConn};
 use ferry::pipeline::rejects::{Rejected, Rejects};
@@ -21,13 +21,13 @@ const ORDERS: &str = "CREATE TABLE customers (id integer PRIMARY KEY, name text)
         flag integer NOT NULL DEFAULT (NULLIF(1, 1)), note text);";
 
 /// One target database.
-struct Db {
-    url: String,
-    postgres: bool,
+pub struct Db {
+    pub url: String,
+    pub postgres: bool,
 }
 
 impl Db {
-    async fn sql(&self, sql: &str) {
+    pub async fn sql(&self, sql: &str) {
         match connect(&self.url).await.unwrap() {
             TargetConn::Postgres(mut c) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -45,7 +45,7 @@ impl Db {
     }
 
     /// The rows of `SELECT` (one text column) as strings, NULL as `-`.
-    async fn strings(&self, sql: &str) -> Vec<String> {
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         let rows: Vec<Option<String>> = match connect(&self.url).await.unwrap() {
             TargetConn::Postgres(mut c) => sqlx::query_scalar(sql).fetch_all(&mut c).await,
@@ -72,6 +72,20 @@ impl Db {
         file: impl Read + Send + 'static,
         stop: CancellationToken,
     ) -> (Result<Loaded, LoadError>, Vec<Rejected>) {
+        let (result, rejects, _) = self.import_with(job, spec, file, None, stop).await;
+        (result, rejects)
+    }
+
+    /// Imports `file` into the table of `spec` as job `job`; a table to create is inferred
+    /// from `sample` (the same file, read again, as the worker reads it again from storage).
+    pub async fn import_with(
+        &self,
+        job: &str,
+        spec: Value,
+        file: impl Read + Send + 'static,
+        sample: Option<Vec<u8>>,
+        stop: CancellationToken,
+    ) -> (Result<Loaded, LoadError>, Vec<Rejected>, Prepared) {
         let mut settings = Settings::default();
         settings.connections.insert(
             "main".into(),
@@ -85,7 +99,12 @@ impl Db {
         );
         let request: ImportRequest = serde_json::from_value(spec).unwrap();
         let spec = request.parse("2026-12-02").unwrap();
-        let prepared = prepare(&settings, &spec).await.unwrap();
+        let mut prepared = prepare(&settings, &spec).await.unwrap();
+        if let (Creation::Pending, Some(bytes)) = (&prepared.creation, sample) {
+            let new = ferry::pipeline::import::sample::sample(std::io::Cursor::new(bytes), &spec)
+                .unwrap();
+            prepared = created(prepared, &spec, new).unwrap();
+        }
         let mut loader = connect(&self.url).await.unwrap().into_loader();
         assert_eq!(loader.already_loaded(job).await.unwrap(), None);
         let (rejects, mut rx) = Rejects::channel(spec.max_errors);
@@ -112,7 +131,7 @@ impl Db {
             },
         )
         .await;
-        (result, collected.await.unwrap())
+        (result, collected.await.unwrap(), prepared)
     }
 
     async fn import(&self, spec: Value, file: &str) -> (Loaded, Vec<Rejected>) {
@@ -216,9 +235,9 @@ async fn a_retry_after_a_commit_whose_success_was_lost_finds_the_job_loaded(db: 
 
 /// Gives the file in pieces (each smaller than the reader's buffer) and cancels the load half
 /// way through.
-struct CancelAfterFirst {
-    pieces: Vec<Vec<u8>>,
-    stop: CancellationToken,
+pub struct CancelAfterFirst {
+    pub pieces: Vec<Vec<u8>>,
+    pub stop: CancellationToken,
 }
 
 impl Read for CancelAfterFirst {

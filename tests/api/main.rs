@@ -7,6 +7,7 @@ mod catalogue;
 mod cli;
 mod cli_follow;
 mod conformance;
+mod create;
 mod discovery;
 mod disk;
 mod door;

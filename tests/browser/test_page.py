@@ -340,6 +340,29 @@ def test_an_upload_with_two_bad_rows_shows_progress_counts_and_the_rejected_line
     assert watched.foreign_requests(server.base) == [], watched.requests
 
 
+def test_the_create_box_makes_a_new_table_from_the_uploaded_file(server, watched_page, tmp_path):
+    page, watched = watched_page
+    open_page(page, server)
+    path = tmp_path / "pets.csv"
+    path.write_text("Name,Age,Vaccinated On\nRex,3,2026-01-05\nTom,5,\n")
+    page.set_input_files("#upload-file", str(path))
+    page.locator("#upload-connection").select_option("local")
+    page.locator("#upload-table").fill("pets")
+    box = page.get_by_label("Create the table if it does not exist")
+    box.focus()
+    page.keyboard.press("Space")  # reachable and ticked from the keyboard
+    expect(box).to_be_checked()
+    page.get_by_role("button", name="Upload and import").click()
+    expect(page.locator("#upload-result .inserted")).to_have_text("2", timeout=20_000)
+    with sqlite3.connect(server.local_db) as db:
+        columns = db.execute("SELECT name, lower(type) FROM pragma_table_info('pets') ORDER BY cid").fetchall()
+        assert columns == [("name", "text"), ("age", "integer"), ("vaccinated_on", "date")], columns
+        assert db.execute("SELECT sum(age) FROM pets").fetchone() == (8,)
+    card = job_card(page, "pets")
+    expect(card.locator(".job-facts")).to_contain_text("name text, age integer, vaccinated_on date")
+    assert watched.errors == [], watched.errors
+
+
 def test_on_s3_an_upload_from_the_page_goes_straight_to_the_bucket(make_server, watched_page, tmp_path):
     server = make_server(prepare=create_people, extra=s3_storage())
     page, watched = watched_page

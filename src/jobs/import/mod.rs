@@ -7,15 +7,17 @@ pub mod prepare;
 
 use super::error::{from_source, from_storage, invalid_spec};
 use crate::config::Settings;
-use crate::domain::{ImportRequest, ImportResult, ImportSpec, Job};
-use crate::pipeline::import::{self, Loaded, Prepared, Run};
+use crate::config::is_postgres;
+use crate::domain::{CreatedTable, ImportRequest, ImportResult, ImportSpec, Job};
+use crate::pipeline::import::sample::sample;
+use crate::pipeline::import::{self, Creation, Loaded, Prepared, Run};
 use crate::pipeline::loaders::{LoadError, Loader};
 use crate::pipeline::rejects::{self, Rejects};
 use crate::pipeline::sources::classify;
 use crate::queue::{Handler, JobContext, JobFailure};
 use crate::storage::{Storage, StorageError, import_key};
 use futures::TryStreamExt;
-use prepare::{PrepareError, connect, prepare};
+use prepare::{PrepareError, connect, created, prepare};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -76,6 +78,10 @@ impl Handler for ImportHandler {
         let prepared = prepare(&self.settings, &spec)
             .await
             .map_err(prepare_failure)?;
+        let prepared = match prepared.creation {
+            Creation::Pending => self.infer_table(&job, &spec, prepared).await?,
+            Creation::Exists | Creation::Ready(_) => prepared,
+        };
         let mut loader = connect(&prepared.url)
             .await
             .map_err(from_source)?
@@ -144,6 +150,18 @@ impl Handler for ImportHandler {
     }
 }
 
+/// The table this import created: the one it inferred, or, for a chunked import resumed after
+/// its first chunk created the table, the one its saved result names.
+fn created_table(job: &Job, prepared: &Prepared) -> Option<CreatedTable> {
+    if let Some(new) = prepared.new_table() {
+        return Some(new.describe(&prepared.table.table, is_postgres(&prepared.url)));
+    }
+    let saved = job.result.as_ref()?.get("created")?.clone();
+    serde_json::from_value::<CreatedTable>(saved)
+        .ok()
+        .filter(|created| created.table == prepared.table.table)
+}
+
 /// What a result says.
 struct Outcome {
     rows: u64,
@@ -154,6 +172,43 @@ struct Outcome {
 }
 
 impl ImportHandler {
+    /// Opens the stored upload as a blocking reader, from its start.
+    async fn open(&self, job: &Job) -> Result<impl std::io::Read + Send + 'static, JobFailure> {
+        let upload = import_key(&job.tenant, job.id, "upload");
+        let stream = self.storage.read(&upload).await.map_err(|e| match e {
+            StorageError::NotFound { .. } => JobFailure::fatal(
+                "upload_missing",
+                "the uploaded file is no longer stored; upload it again",
+            ),
+            other => from_storage(other),
+        })?;
+        Ok(SyncIoBridge::new(StreamReader::new(
+            stream.map_err(std::io::Error::other),
+        )))
+    }
+
+    /// Samples the upload for the table this import creates (a first, bounded read of the
+    /// file; the load reads it again from the start).
+    async fn infer_table(
+        &self,
+        job: &Job,
+        spec: &ImportSpec,
+        prepared: Prepared,
+    ) -> Result<Prepared, JobFailure> {
+        let input = self.open(job).await?;
+        let owned = spec.clone();
+        let span = tracing::Span::current();
+        let new = tokio::task::spawn_blocking(move || span.in_scope(|| sample(input, &owned)))
+            .await
+            .map_err(|e| JobFailure::fatal("internal", e.to_string()))?
+            .map_err(load_failure)?;
+        tracing::info!(
+            columns = new.columns.len(),
+            "inferred the new table from the file"
+        );
+        created(prepared, spec, new).map_err(invalid_spec)
+    }
+
     /// Streams the upload through the pipeline into the loader, the rejects into their report;
     /// returns what was loaded and whether a rejects report was stored.
     async fn load(
@@ -164,15 +219,7 @@ impl ImportHandler {
         spec: &ImportSpec,
         loader: &mut dyn Loader,
     ) -> Result<(Loaded, bool), JobFailure> {
-        let upload = import_key(&job.tenant, job.id, "upload");
-        let stream = self.storage.read(&upload).await.map_err(|e| match e {
-            StorageError::NotFound { .. } => JobFailure::fatal(
-                "upload_missing",
-                "the uploaded file is no longer stored; upload it again",
-            ),
-            other => from_storage(other),
-        })?;
-        let input = SyncIoBridge::new(StreamReader::new(stream.map_err(std::io::Error::other)));
+        let input = self.open(job).await?;
         let (header_tx, header_rx) = oneshot::channel();
         let (sink, rejects_rx) = Rejects::channel(spec.max_errors);
         let report = tokio::spawn(
@@ -214,6 +261,7 @@ impl ImportHandler {
             bytes: job.progress.total_bytes,
             chunks_committed: outcome.chunks,
             rows_kept: outcome.kept,
+            created: created_table(job, prepared),
         };
         serde_json::to_value(result).unwrap_or(Value::Null)
     }

@@ -11,7 +11,10 @@ use crate::pipeline::loaders::schema::{self, TableSchema};
 use crate::pipeline::sources::SourceError;
 use crate::pipeline::validate::{ColumnRule, ColumnType};
 
-pub use crate::pipeline::import::Prepared;
+use crate::pipeline::import::infer;
+use crate::pipeline::loaders::create::NewTable;
+
+pub use crate::pipeline::import::{Creation, Prepared};
 pub use crate::pipeline::loaders::{TargetConn, connect};
 
 /// Why an import cannot be prepared.
@@ -58,21 +61,75 @@ pub async fn prepare(settings: &Settings, spec: &ImportSpec) -> Result<Prepared,
         }
         TargetConn::Sqlite(mut conn) => schema::sqlite(&mut conn, &spec.table.name).await?,
     };
-    let table = found.ok_or_else(|| {
-        Invalid::field(
-            "target.table",
-            format!(
-                "no table {:?} on connection {connection:?}",
-                spec.table.to_string()
-            ),
-        )
-    })?;
-    let rules = rules(&table, spec, is_postgres(&url))?;
+    let Some(table) = found else {
+        if !spec.create {
+            return Err(Invalid::field(
+                "target.table",
+                format!(
+                    "no table {:?} on connection {connection:?}; \"create\": true makes it from the file",
+                    spec.table.to_string()
+                ),
+            )
+            .into());
+        }
+        new_names(spec)?;
+        return Ok(Prepared {
+            connection,
+            url,
+            table: TableSchema {
+                schema: spec.table.schema.clone(),
+                table: spec.table.name.clone(),
+                columns: Vec::new(),
+            },
+            rules: Vec::new(),
+            creation: Creation::Pending,
+        });
+    };
+    let rules = rules(&table, spec, is_postgres(&url), true)?;
     Ok(Prepared {
         connection,
         url,
         table,
         rules,
+        creation: Creation::Exists,
+    })
+}
+
+/// Before the file is sampled, the columns of a table to create are not known; `key` and
+/// `columns` can only be checked to be names a header can become.
+fn new_names(spec: &ImportSpec) -> Result<(), Invalid> {
+    let mut errors = Collector::default();
+    let hint = |name: &str| {
+        format!(
+            "the new table's columns are the header's names normalised (lower-case a-z, 0-9 and _): {name:?} cannot be one; did you mean {:?}?",
+            infer::normalise(name)
+        )
+    };
+    for key in spec.key.iter().filter(|k| !infer::is_normal(k)) {
+        errors.push("key", hint(key));
+    }
+    for name in spec.columns.keys().filter(|k| !infer::is_normal(k)) {
+        errors.push(format!("columns.{name}"), hint(name));
+    }
+    errors.finish(())
+}
+
+/// The target once the table to create was inferred from the file: its schema and rules, with
+/// `key` and `columns` checked against the inferred columns.
+pub fn created(prepared: Prepared, spec: &ImportSpec, new: NewTable) -> Result<Prepared, Invalid> {
+    let postgres = is_postgres(&prepared.url);
+    let table = new.schema(
+        prepared.table.schema.clone(),
+        &prepared.table.table,
+        postgres,
+    );
+    // The mapping named the columns; it is not checked against them again.
+    let rules = rules(&table, spec, postgres, false)?;
+    Ok(Prepared {
+        table,
+        rules,
+        creation: Creation::Ready(new),
+        ..prepared
     })
 }
 
@@ -81,6 +138,7 @@ fn rules(
     table: &TableSchema,
     spec: &ImportSpec,
     postgres: bool,
+    check_mapping: bool,
 ) -> Result<Vec<ColumnRule>, Invalid> {
     let mut errors = Collector::default();
     for key in &spec.key {
@@ -93,7 +151,7 @@ fn rules(
             errors.push(format!("columns.{name}"), "the table has no such column");
         }
     }
-    for (header, column) in &spec.mapping {
+    for (header, column) in spec.mapping.iter().filter(|_| check_mapping) {
         if table.column(column).is_none() {
             errors.push(
                 format!("mapping.{header}"),

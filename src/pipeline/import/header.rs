@@ -1,5 +1,6 @@
 //! Matching a file's header to the table's columns: an explicit `mapping` first, then the same
-//! name case-insensitively; the rejects report's own columns are ignored. Anything else — an
+//! name case-insensitively, then the name normalised as for a new table (`Signed Up` fills
+//! `signed_up`); the rejects report's own columns are ignored. Anything else — an
 //! unknown or duplicate header, a required column missing — fails the import before a row is
 //! loaded, because silently dropping a column of data is worse than stopping.
 
@@ -64,6 +65,12 @@ pub fn map_header(
                     .columns
                     .iter()
                     .position(|c| c.name.eq_ignore_ascii_case(target))
+            })
+            .or_else(|| {
+                // The name `"create": true` gave the header's column, so that the same file
+                // loads again into the table it made.
+                let normal = super::infer::normalise(target);
+                table.columns.iter().position(|c| c.name == normal)
             });
         if index.is_none() {
             unknown.push(name.to_owned());
@@ -211,6 +218,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mapped.fields, [Some(0), Some(2), None, None]);
+        let normalised = map_header(&header(&["ID", "Received At"]), &table(), &BTreeMap::new());
+        assert_eq!(normalised.unwrap().fields, [Some(0), Some(2)]);
         assert_eq!(mapped.columns(&table()), ["id", "received_at"]);
     }
 

@@ -9,9 +9,12 @@
 pub mod decode;
 pub mod door;
 pub mod header;
+pub mod infer;
 pub mod read;
+pub mod sample;
 
 use crate::domain::{ImportSpec, Progress};
+use crate::pipeline::loaders::create::NewTable;
 use crate::pipeline::loaders::schema::TableSchema;
 use crate::pipeline::loaders::{
     self, Checkpoint, ChunkEnd, Commit, LoadError, LoadPlan, LoadReceiver, LoadSender, Loader,
@@ -34,6 +37,32 @@ pub struct Prepared {
     pub table: TableSchema,
     /// One rule per column of the table, in the table's order.
     pub rules: Vec<ColumnRule>,
+    /// Whether this import creates the table.
+    pub creation: Creation,
+}
+
+/// Whether an import creates its table (`"target": {"create": true}` and no such table yet).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Creation {
+    /// The table exists.
+    #[default]
+    Exists,
+    /// The table is to be created from the file, which was not sampled yet: `table` has no
+    /// columns and there are no rules.
+    Pending,
+    /// The table is to be created like this, in the load's transaction; `table` and `rules`
+    /// describe it.
+    Ready(NewTable),
+}
+
+impl Prepared {
+    /// The table to create, once the file was sampled.
+    pub fn new_table(&self) -> Option<&NewTable> {
+        match &self.creation {
+            Creation::Ready(new) => Some(new),
+            Creation::Exists | Creation::Pending => None,
+        }
+    }
 }
 
 /// What one run of an import needs besides the file and the loader.
@@ -101,6 +130,16 @@ pub async fn run(
         run.spec.mapping.clone(),
         run.stop.clone(),
     );
+    if run.prepared.creation == Creation::Pending {
+        return Err(LoadError::Internal(
+            "the new table was not inferred before the load".into(),
+        ));
+    }
+    let new_table = run.prepared.new_table().cloned();
+    let fields = new_table
+        .as_ref()
+        .map(|t| t.fields.clone())
+        .unwrap_or_default();
     let encoder = loader.encoder();
     // The reader thread logs in the caller's span, like the caller itself.
     let span = tracing::Span::current();
@@ -109,6 +148,7 @@ pub async fn run(
             table: &table,
             rules: &rules,
             mapping: &mapping,
+            fields: &fields,
             encoder,
         };
         span.in_scope(|| read::read(input, &settings, &target, outputs, &stop))
@@ -135,6 +175,7 @@ pub async fn run(
             .collect(),
         mode: run.spec.mode,
         key: run.spec.key.clone(),
+        create: new_table,
     };
     let loaded = match run.spec.chunk_rows {
         Some(_) => chunked(loader, &plan, batches_rx, &run.rejects, &run.stop, start).await,
@@ -167,6 +208,8 @@ async fn chunked(
     start: Checkpoint,
 ) -> Result<(u64, u64), LoadError> {
     let mut done = start;
+    // The first chunk creates the table (if the import does); the others find it.
+    let mut plan = plan.clone();
     loop {
         let end = Arc::new(Mutex::new(ChunkEnd {
             checkpoint: done,
@@ -177,9 +220,10 @@ async fn chunked(
         let counted = rejects.tracked();
         let (ended, loaded) = tokio::join!(
             forward_chunk(&mut batches, tx, &end),
-            loader.load(plan, rx, &counted, stop, &commit)
+            loader.load(&plan, rx, &counted, stop, &commit)
         );
         loaded?;
+        plan.create = None;
         done = end
             .lock()
             .map(|end| end.checkpoint)

@@ -5,7 +5,8 @@
 //! knows which database it feeds.
 
 use super::decode::{MALFORMED, decoded};
-use super::header::{Mapping, map_header, positional};
+use super::header::{HeaderError, Mapping, map_header, positional};
+use crate::domain::Progress;
 use crate::domain::import::Compression;
 use crate::domain::{Progress, TextEncoding};
 use crate::pipeline::loaders::schema::TableSchema;
@@ -27,7 +28,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the (decompressed) file at once.
-const READ_CHUNK: usize = 64 * 1024;
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 /// A batch is handed on at about this many bytes of encoded rows…
 const BATCH_BYTES: usize = 256 * 1024;
 /// … or at this many rows, whichever comes first.
@@ -71,6 +72,9 @@ pub struct Target<'a> {
     pub table: &'a TableSchema,
     pub rules: &'a [ColumnRule],
     pub mapping: &'a BTreeMap<String, String>,
+    /// For a table this import creates from a file with a header: per field, its column (the
+    /// header was mapped when the table was inferred); empty to map the header here.
+    pub fields: &'a [Option<usize>],
     pub encoder: EncoderFactory,
 }
 
@@ -294,7 +298,11 @@ impl<'a> State<'a> {
                 .iter()
                 .map(|f| String::from_utf8_lossy(f).into_owned())
                 .collect();
-            map_header(&names, self.target.table, self.target.mapping)
+            if self.target.fields.is_empty() {
+                map_header(&names, self.target.table, self.target.mapping)
+            } else {
+                fixed(names, self.target.fields)
+            }
         } else {
             positional(fields.len(), self.target.table)
         };
@@ -438,6 +446,24 @@ impl<'a> State<'a> {
     }
 }
 
+/// The mapping of a header already mapped when its table was inferred from it.
+fn fixed(header: Vec<String>, fields: &[Option<usize>]) -> Result<Mapping, HeaderError> {
+    if header.len() != fields.len() {
+        return Err(HeaderError {
+            code: "header_changed",
+            message: format!(
+                "the header has {} fields, but the table was made from one of {}",
+                header.len(),
+                fields.len()
+            ),
+        });
+    }
+    Ok(Mapping {
+        fields: fields.to_vec(),
+        header,
+    })
+}
+
 fn new_batch() -> Batch {
     Batch {
         data: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
@@ -473,7 +499,7 @@ fn csv_line(fields: &Fields, delimiter: u8) -> Vec<u8> {
 }
 
 /// The input, gunzipped when it is (or is declared) gzip.
-fn decompressed(
+pub(super) fn decompressed(
     input: impl Read + 'static,
     compression: Compression,
 ) -> Result<Box<dyn Read>, LoadError> {
@@ -524,7 +550,7 @@ fn read_sample(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError
     Ok(filled)
 }
 
-fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+pub(super) fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
     loop {
         match input.read(buf) {
             Ok(n) => return Ok(n),

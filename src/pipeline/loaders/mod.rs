@@ -10,6 +10,7 @@
 //!   refuses is loaded again into a temporary table where set queries find the bad rows.
 //! * [`sqlite`]: prepared `INSERT`s, one row at a time, a refused row rejected on its own.
 
+pub mod create;
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
@@ -337,6 +338,9 @@ pub struct LoadPlan {
     pub types: Vec<ColumnType>,
     pub mode: Mode,
     pub key: Vec<String>,
+    /// A table to create first, in the load's transaction (a chunked import: in its first
+    /// chunk's).
+    pub create: Option<create::NewTable>,
 }
 
 /// Why a load stopped.

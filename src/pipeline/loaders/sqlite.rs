@@ -83,6 +83,13 @@ impl Loader for SqliteLoader {
             .execute(&mut self.conn)
             .await?;
         let mut tx = self.conn.begin().await?;
+        if let Some(new) = &plan.create {
+            let create = new.statement(&plan.table.qualified(), false);
+            sqlx::raw_sql(AssertSqlSafe(create))
+                .execute(&mut *tx)
+                .await
+                .map_err(super::create::creation_failed)?;
+        }
         if plan.mode == Mode::Replace {
             let delete = format!("DELETE FROM {}", plan.table.qualified());
             sqlx::raw_sql(AssertSqlSafe(delete))

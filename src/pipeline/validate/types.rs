@@ -97,7 +97,7 @@ impl ColumnType {
     /// The names SQLite's affinity rules document keep their meaning: every integer name is
     /// `BigInt` (SQLite stores 64 bits whatever the name), `VARCHAR(20)` is `Varchar(Some(20))`,
     /// `TEXT`/`CLOB` are `Text`, `REAL`/`DOUBLE`/`FLOAT` are `Double`, `NUMERIC`/`DECIMAL(p,s)`
-    /// are `Numeric`; `BOOLEAN`, `DATE`, `DATETIME`/`TIMESTAMP`, `UUID` and `JSON` are
+    /// are `Numeric`; `BOOLEAN`, `DATE`, `DATETIME`/`TIMESTAMP`, `TIMESTAMPTZ`, `UUID` and `JSON` are
     /// recognised too. `BLOB`, no type and any other name (`POINT`, `INTERVAL`, …) are `Other`:
     /// SQLite stores whatever it is given there.
     pub fn from_sqlite(declared: &str) -> Self {
@@ -119,7 +119,8 @@ impl ColumnType {
             },
             "BOOLEAN" | "BOOL" => Self::Boolean,
             "DATE" => Self::Date,
-            "DATETIME" | "TIMESTAMP" => Self::Timestamp,
+            "DATETIME" | "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => Self::Timestamp,
+            "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => Self::Timestamptz,
             "UUID" => Self::Uuid,
             "JSON" => Self::Json,
             _ => Self::Other(declared.trim().to_owned()),

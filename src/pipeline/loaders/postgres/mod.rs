@@ -109,6 +109,13 @@ impl Loader for PgLoader {
         commit: &Commit,
     ) -> Result<u64, LoadError> {
         let mut tx = self.conn.begin().await?;
+        if let Some(new) = &plan.create {
+            let create = new.statement(&plan.table.qualified(), true);
+            sqlx::raw_sql(AssertSqlSafe(create))
+                .execute(&mut *tx)
+                .await
+                .map_err(super::create::creation_failed)?;
+        }
         let mut load = Load {
             plan,
             format: Format::of(&plan.types),
