@@ -319,6 +319,42 @@ async fn the_api_reports_the_created_table_and_then_loads_into_it() {
 }
 
 #[tokio::test]
+async fn a_new_table_is_sampled_from_the_decoded_text_of_utf16_and_windows_1252_files() {
+    let app = spawn_app(Shape::Production).await;
+    let text = "Stadt,Größe\nKöln,1084\nMünchen,1512\n";
+    let utf16: Vec<u8> = std::iter::once('\u{feff}')
+        .chain(text.chars())
+        .collect::<String>()
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let windows_1252 = b"Stadt,Gr\xf6\xdfe\nK\xf6ln,1084\nM\xfcnchen,1512\n".to_vec();
+    for (table, label, file) in [
+        ("utf16", "utf-16", utf16),
+        ("cp1252", "windows-1252", windows_1252),
+    ] {
+        let spec = json!({
+            "target": {"connection": "main", "table": table, "create": true},
+            "format": {"encoding": label},
+        });
+        let job = app.import(&spec, file).await;
+        assert_eq!(job["state"], "succeeded", "{label}: {job}");
+        assert_eq!(
+            job["result"]["created"]["columns"],
+            json!([
+                {"name": "stadt", "type": "text", "header": "Stadt"},
+                {"name": "gr_e", "type": "bigint", "header": "Größe"},
+            ]),
+            "{label}"
+        );
+        let found = format!(
+            "SELECT count(*) FROM {table} WHERE (stadt, gr_e) IN (('Köln', 1084), ('München', 1512))"
+        );
+        assert_eq!(app.data_count(&found).await, 2, "{label}");
+    }
+}
+
+#[tokio::test]
 async fn the_door_takes_an_unknown_table_with_create_but_not_an_unknown_connection() {
     let app = spawn_app(Shape::Embedded).await;
     let cases = [

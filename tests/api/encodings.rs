@@ -87,7 +87,11 @@ async fn latin1_windows_1252_utf16_and_utf8_with_a_bom_load_as_the_same_text() {
         ("UTF-16BE with a BOM", Some("utf-16"), utf16(words, true)),
         ("UTF-16BE, nothing declared", None, utf16(words, true)),
         // Declared without a BOM: the NUL bytes of its ASCII letters pass the check at the door.
-        ("UTF-16LE declared, no BOM", Some("utf-16le"), utf16(words, false)[2..].to_vec()),
+        (
+            "UTF-16LE declared, no BOM",
+            Some("utf-16le"),
+            utf16(words, false)[2..].to_vec(),
+        ),
         (
             "UTF-8 with a BOM",
             None,

@@ -6,7 +6,6 @@
 
 use super::decode::{MALFORMED, decoded};
 use super::header::{HeaderError, Mapping, map_header, positional};
-use crate::domain::Progress;
 use crate::domain::import::Compression;
 use crate::domain::{Progress, TextEncoding};
 use crate::pipeline::loaders::schema::TableSchema;
@@ -177,8 +176,11 @@ impl<'a> State<'a> {
             inner: input,
             count: self.bytes.clone(),
         };
-        let opened = decompressed(counted, self.settings.compression)
-            .and_then(|input| decoded(input, self.settings.encoding.encoding()).map_err(io_error));
+        let opened = opened(
+            counted,
+            self.settings.compression,
+            self.settings.encoding.encoding(),
+        );
         let mut input = match opened {
             Ok((input, encoding)) => {
                 self.decoded_from = (encoding != encoding_rs::UTF_8).then(|| encoding.name());
@@ -498,8 +500,18 @@ fn csv_line(fields: &Fields, delimiter: u8) -> Vec<u8> {
     line
 }
 
+/// The file's text as the load reads it: gunzipped as `compression` says, then decoded to UTF-8
+/// from `encoding` (a byte order mark at the start overrides it). Returns the encoding used.
+pub(super) fn opened(
+    input: impl Read + 'static,
+    compression: Compression,
+    encoding: &'static encoding_rs::Encoding,
+) -> Result<(Box<dyn Read>, &'static encoding_rs::Encoding), LoadError> {
+    decompressed(input, compression).and_then(|input| decoded(input, encoding).map_err(io_error))
+}
+
 /// The input, gunzipped when it is (or is declared) gzip.
-pub(super) fn decompressed(
+fn decompressed(
     input: impl Read + 'static,
     compression: Compression,
 ) -> Result<Box<dyn Read>, LoadError> {
@@ -536,7 +548,7 @@ impl<R: Read> Read for Counted<R> {
 /// The first read: at least [`TEXT_SAMPLE_BYTES`] unless the file is shorter, however little
 /// each read of the input gives (the decompressor's or the decoder's), so that the sample
 /// [`looks_like_text`] judges is a real one.
-fn read_sample(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+pub(super) fn read_sample(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
     let mut filled = 0;
     while filled < TEXT_SAMPLE_BYTES {
         let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {

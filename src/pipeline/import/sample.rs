@@ -1,5 +1,5 @@
 //! The first pass of an import that creates its table: the stored file is read from its start
-//! (gunzipped, split into records as the load will split it) up to [`SAMPLE_RECORDS`] records
+//! (gunzipped, decoded from its encoding, split into records as the load will split it) up to [`SAMPLE_RECORDS`] records
 //! after the header, and each column's type is inferred from them ([`infer`]). Only the
 //! inference's state per column is kept, never the records, so memory stays bounded whatever
 //! the file. The load then reads the file again from its start.
@@ -11,7 +11,7 @@
 //! sampled: the load rejects them.
 
 use super::infer::{self, ColumnGuess, SAMPLE_RECORDS};
-use super::read::{READ_CHUNK, decompressed, read_some};
+use super::read::{READ_CHUNK, opened, read_sample, read_some};
 use crate::domain::ImportSpec;
 use crate::domain::import::{Mode, REPORT_COLUMNS};
 use crate::pipeline::loaders::LoadError;
@@ -23,7 +23,7 @@ use std::io::Read;
 
 /// Reads the sample of `input` and describes the table to create for `spec`.
 pub fn sample(input: impl Read + 'static, spec: &ImportSpec) -> Result<NewTable, LoadError> {
-    let mut input = decompressed(input, spec.compression)?;
+    let (mut input, _) = opened(input, spec.compression, spec.encoding.encoding())?;
     let mut reader = RecordReader::new(ReaderOptions {
         delimiter: spec.delimiter,
         quote: spec.quote,
@@ -37,7 +37,11 @@ pub fn sample(input: impl Read + 'static, spec: &ImportSpec) -> Result<NewTable,
     let mut records = Vec::with_capacity(1024);
     let mut first = true;
     loop {
-        let n = read_some(&mut input, &mut buf)?;
+        let n = if first {
+            read_sample(&mut input, &mut buf)?
+        } else {
+            read_some(&mut input, &mut buf)?
+        };
         let chunk = buf.get(..n).unwrap_or_default();
         if first && n > 0 && !looks_like_text(chunk) {
             return Err(LoadError::producer(
