@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod uploads;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -72,6 +73,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(exports::router())
         .merge(imports::router())
+        .merge(uploads::router())
         .merge(discovery::router())
         .merge(health::router())
         .merge(metrics::router())
