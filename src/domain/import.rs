@@ -367,6 +367,23 @@ mod tests {
     }
 
     #[test]
+    fn a_multipart_upload_needs_a_size_and_only_it_takes_one() {
+        let parse = |json: Value| request(json).parse("2026-12-02");
+        let table = serde_json::json!({"table": "t"});
+        let ok = parse(serde_json::json!({"target": table, "upload": "multipart", "size": 10}));
+        assert!(ok.is_ok_and(|spec| spec.direct));
+        for bad in [
+            serde_json::json!({"target": table, "upload": "multipart"}),
+            serde_json::json!({"target": table, "upload": "multipart", "size": 0}),
+            serde_json::json!({"target": table, "upload": "direct", "size": 10}),
+            serde_json::json!({"target": table, "size": 10}),
+        ] {
+            let error = parse(bad.clone()).expect_err("refused");
+            assert!(format!("{error:?}").contains("size"), "{bad}: {error:?}");
+        }
+    }
+
+    #[test]
     fn a_minimal_request_gets_the_defaults() {
         let spec = request(serde_json::json!({"target": {"table": "events"}}))
             .parse("2026-11-23")
