@@ -143,6 +143,10 @@ pub struct StorageSettings {
     pub max_parts_in_flight: usize,
     /// Keep an import's uploaded file after it loaded (it is always kept after a failure).
     pub keep_uploads: bool,
+    /// A resumable (multipart) upload not completed this long after it was created is aborted
+    /// by the sweeper, and its import fails with `upload_abandoned`.
+    #[serde(with = "humantime_serde")]
+    pub abandon_uploads_after: Duration,
 }
 
 impl Default for StorageSettings {
@@ -160,6 +164,7 @@ impl Default for StorageSettings {
             part_size: ByteSize::mib(8),
             max_parts_in_flight: 2,
             keep_uploads: false,
+            abandon_uploads_after: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -482,6 +487,9 @@ impl Settings {
             problems.push(format!(
                 "storage.url {url:?} must start with s3:// or file://"
             ));
+        }
+        if self.storage.abandon_uploads_after.is_zero() {
+            problems.push("storage.abandon_uploads_after must be more than 0s".to_owned());
         }
         if self.storage.link_ttl > MAX_LINK_TTL || self.storage.link_ttl.is_zero() {
             problems.push("storage.link_ttl must be between 1s and 7d".to_owned());

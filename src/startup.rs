@@ -200,6 +200,7 @@ impl Application {
             rescue_interval: (settings.workers.lease / 2).max(Duration::from_millis(200)),
             sweep_interval: settings.workers.sweep_interval,
             record_retention: settings.storage.record_retention,
+            abandon_uploads_after: settings.storage.abandon_uploads_after,
             executor: executor.clone(),
         };
         tasks.spawn(maintenance::run(

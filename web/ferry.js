@@ -89,6 +89,47 @@ export class Ferry {
   }
 
   /**
+   * Imports `file` by a resumable upload in parts (`"upload": "multipart"`): each part goes to
+   * its own short-lived link and is tried up to 5 times; the import's id is kept in
+   * `localStorage` under the file's name, size and modification time, so calling this again for
+   * the same file (after a reload, a dropped connection or an abort) continues from the parts the
+   * store holds. Then completes, starts and follows the import. Resolves with the final job.
+   */
+  async importFileInParts(file, spec, {onUploadProgress, onProgress, signal} = {}) {
+    const memo = `ferry-upload ${this.baseUrl} ${file.name} ${file.size} ${file.lastModified}`;
+    let id = globalThis.localStorage?.getItem(memo);
+    let upload = id ? await this.#json("GET", `/v1/imports/${id}/upload`, {signal}).catch(() => null) : null;
+    if (!upload) {
+      const created = await this.#json("POST", "/v1/imports",
+        {body: {...spec, upload: "multipart", size: file.size}, signal});
+      id = created.id;
+      onProgress?.(created, "created");
+      globalThis.localStorage?.setItem(memo, id);
+      upload = await this.#json("GET", `/v1/imports/${id}/upload`, {signal});
+    }
+    const stored = new Map(upload.uploaded.map((part) => [part.number, part.size]));
+    let sent = upload.uploaded.reduce((sum, part) => sum + part.size, 0);
+    for (let number = 1; number <= upload.parts; number++) {
+      const start = (number - 1) * upload.part_size;
+      const end = Math.min(file.size, start + upload.part_size);
+      if (stored.get(number) === end - start) continue;
+      const progress = ({loaded}) => onUploadProgress?.({loaded: sent + loaded, total: file.size});
+      await withTries(5, signal, async () => {
+        const link = await this.#json("GET", `/v1/imports/${id}/upload/parts/${number}`, {signal});
+        await putFile(link, file.slice(start, end), {onUploadProgress: progress, signal});
+      });
+      sent += end - start;
+    }
+    await this.#json("POST", `/v1/imports/${id}/upload/complete`, {signal});
+    const started = await this.#json("POST", `/v1/imports/${id}/start`, {signal});
+    globalThis.localStorage?.removeItem(memo);
+    onProgress?.(started, "started");
+    const job = await this.follow("import", id, {onProgress, signal});
+    if (job.state !== "succeeded") throw jobFailure(job);
+    return job;
+  }
+
+  /**
    * Follows a job's events until `done`; `onProgress(job, event)` on each. Resolves with the
    * final job. A stream that drops before `done` is reopened with `Last-Event-ID`.
    */
@@ -288,6 +329,18 @@ function jobFailure(job) {
   error.problem = {type: "about:blank", title: `The ${job.kind} ${job.state}`, status: null,
     detail: why, code: job.error?.code || job.state};
   return error;
+}
+
+/** Runs `attempt` up to `tries` times, waiting 0.5 s, 1 s, 2 s, … between; an abort stops it. */
+async function withTries(tries, signal, attempt) {
+  for (let tried = 1; ; tried++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (tried >= tries || signal?.aborted || error.name === "AbortError") throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** tried));
+    }
+  }
 }
 
 /** Puts `file` to a direct-upload link with XMLHttpRequest (which reports bytes sent). */

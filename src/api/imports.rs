@@ -11,7 +11,7 @@ use super::openapi::{
 };
 use super::view::{JobView, UploadLink, render, timestamp};
 use crate::auth::Caller;
-use crate::domain::import::{Compression, FileFormat, Mode, Target};
+use crate::domain::import::{Compression, FileFormat, Mode, Target, UploadMode};
 use crate::domain::{ImportRequest, Invalid, JobId, JobKind, JobState, Progress};
 use crate::jobs::import::prepare::{PrepareError, connection_name, prepare};
 use crate::pipeline::sources::SourceError;
@@ -134,6 +134,7 @@ impl RawParams {
             notify_email: self.notify_email,
             name: self.name,
             upload: None,
+            size: None,
             commit: self.commit,
             chunk_rows: self.chunk_rows,
         })
@@ -171,7 +172,7 @@ impl RawParams {
                 ("DeleteImport" = (operation_id = "delete_import", parameters(("id" = "$response.body#/id")))),
             ),
         ),
-        (status = 201, description = "A direct upload: put the file at `upload.url`, then call `start`", body = JobView,
+        (status = 201, description = "A direct upload: put the file at `upload.url`, then call `start`; or a multipart upload: see `…/upload`", body = JobView,
             headers(("Location" = String, description = "The job's URL")),
             links(
                 ("GetImport" = (operation_id = "get_import", parameters(("id" = "$response.body#/id")))),
@@ -216,7 +217,12 @@ async fn create(
     if content_type.starts_with("application/json") {
         let max = usize::try_from(state.settings.limits.max_body.as_u64()).unwrap_or(usize::MAX);
         let body = read_json_body(request.into_body(), max).await?;
-        return direct(&state, &caller, parse_json(&body)?).await;
+        let request: ImportRequest = parse_json(&body)?;
+        if request.upload == Some(UploadMode::Multipart) {
+            let spec = checked(&state, &caller, &request, true).await?;
+            return super::uploads::create(&state, &caller, &request, &spec.name).await;
+        }
+        return direct(&state, &caller, request).await;
     }
     let gzip = request
         .headers()
@@ -495,7 +501,7 @@ async fn admit_direct(
 }
 
 /// Creates the job record.
-async fn insert(
+pub(super) async fn insert(
     state: &AppState,
     caller: &Caller,
     id: JobId,

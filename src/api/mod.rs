@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 mod unread;
+pub mod uploads;
 pub mod view;
 
 use crate::auth::Authenticator;
@@ -76,6 +77,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(exports::router())
         .merge(imports::router())
+        .merge(uploads::router())
         .merge(discovery::router())
         .merge(health::router())
         .merge(metrics::router())

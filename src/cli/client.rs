@@ -398,6 +398,11 @@ impl Client {
         problem
     }
 
+    /// The HTTP client itself, for signed links (which carry no token).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The server's base URL, as given.
     pub fn base(&self) -> &str {
         &self.base

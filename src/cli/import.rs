@@ -7,6 +7,7 @@
 use super::client::{CliError, Client, ClientArgs, Job, Kind, encode};
 use super::download::{Destination, download};
 use super::progress::{Display, follow};
+use super::resumable;
 use futures::StreamExt;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
@@ -56,6 +57,18 @@ pub struct Args {
     /// Save the rejected rows here, if there are any (implies --wait).
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
+    /// Send the file in parts that survive an interruption: running the same command again
+    /// continues the upload (files of 256 MiB and more always go this way).
+    #[arg(long)]
+    pub resumable: bool,
+    /// Continue the resumable upload of this import (its job id) instead of the one the state
+    /// file remembers.
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
+    /// Where resumable uploads are remembered (default `$XDG_STATE_HOME/ferry` or
+    /// `~/.local/state/ferry`).
+    #[arg(long, value_name = "DIR", env = "FERRY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Runs `ferry import`.
@@ -66,7 +79,21 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         None => None,
     };
     let spec = spec(base, args)?;
-    let job = upload(&client, &args.file, &spec, err).await?;
+    let job = if in_parts(args)? {
+        let state_dir = args.state_dir.clone().or_else(resumable::default_state_dir);
+        let resume = args.resume.as_deref();
+        resumable::upload(
+            &client,
+            &args.file,
+            &spec,
+            resume,
+            state_dir.as_deref(),
+            err,
+        )
+        .await?
+    } else {
+        upload(&client, &args.file, &spec, err).await?
+    };
     writeln!(out, "{}", job.id).map_err(CliError::io("cannot write the job id"))?;
     out.flush()
         .map_err(CliError::io("cannot write the job id"))?;
@@ -94,6 +121,16 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     }
     writeln!(err, "{inserted} rows inserted, {rejected} rejected")
         .map_err(CliError::io("cannot write to stderr"))
+}
+
+/// Whether the file goes in resumable parts: asked for, or large.
+fn in_parts(args: &Args) -> Result<bool, CliError> {
+    if args.resumable || args.resume.is_some() {
+        return Ok(true);
+    }
+    let meta = std::fs::metadata(&args.file)
+        .map_err(CliError::io(format!("cannot read {}", args.file.display())))?;
+    Ok(meta.len() >= resumable::RESUMABLE_FROM)
 }
 
 /// The spec part: `base` (from `--spec`) with the flags written over it.

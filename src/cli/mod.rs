@@ -9,6 +9,7 @@ pub mod generate;
 pub mod import;
 pub mod jobs;
 pub mod progress;
+pub mod resumable;
 pub mod sse;
 
 use clap::{Parser, Subcommand};

@@ -58,9 +58,14 @@ pub struct ImportRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    /// `"direct"`: the client puts the file straight into object storage.
+    /// `"direct"`: the client puts the file straight into object storage; `"multipart"`: a
+    /// resumable upload in parts (then `size` is required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadMode>,
+    /// The file's size in bytes, with `"upload": "multipart"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub size: Option<u64>,
     /// `"single"` (the default; `"transaction"` is accepted as its old name) or `"chunked"`
     /// (append and upsert only): every `chunk_rows` rows commit with a checkpoint, and a retry
     /// resumes after the last one.
@@ -107,12 +112,14 @@ pub enum Mode {
     Upsert,
 }
 
-/// Direct upload to object storage.
+/// Upload straight to object storage, after the job is created.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadMode {
     /// A signed `PUT` link, then `POST …/start`.
     Direct,
+    /// A resumable upload in parts (`…/upload`), then `POST …/upload/complete` and `…/start`.
+    Multipart,
 }
 
 /// How the file is read.
@@ -221,6 +228,7 @@ pub struct ImportSpec {
     /// the table).
     pub columns: BTreeMap<String, RuleSpec>,
     pub max_errors: u64,
+    /// The file comes after the job is created (a direct or a multipart upload).
     pub direct: bool,
     /// Rows per chunk for `"commit": "chunked"`; `None` for one transaction.
     pub chunk_rows: Option<u64>,
@@ -291,6 +299,18 @@ impl ImportRequest {
                 Err(e) => errors.push(column_path(name, &track.path()), e.to_string()),
             }
         }
+        match (self.upload, self.size) {
+            (Some(UploadMode::Multipart), None) => {
+                errors.push("size", "a multipart upload needs the file's size in bytes")
+            }
+            (Some(UploadMode::Multipart), Some(0)) => {
+                errors.push("size", "must be at least 1 byte")
+            }
+            (Some(UploadMode::Direct) | None, Some(_)) => {
+                errors.push("size", "only a \"multipart\" upload takes a size")
+            }
+            _ => {}
+        }
         if let Some(name) = &self.name
             && (name.trim().is_empty() || name.chars().count() > 200)
         {
@@ -320,7 +340,7 @@ impl ImportRequest {
             mapping: self.mapping.clone(),
             columns,
             max_errors: self.max_errors,
-            direct: self.upload == Some(UploadMode::Direct),
+            direct: self.upload.is_some(),
             chunk_rows,
         })
     }
@@ -362,6 +382,23 @@ mod tests {
                 serde_json::from_value::<ImportRequest>(bad.clone()).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn a_multipart_upload_needs_a_size_and_only_it_takes_one() {
+        let parse = |json: Value| request(json).parse("2026-12-02");
+        let table = serde_json::json!({"table": "t"});
+        let ok = parse(serde_json::json!({"target": table, "upload": "multipart", "size": 10}));
+        assert!(ok.is_ok_and(|spec| spec.direct));
+        for bad in [
+            serde_json::json!({"target": table, "upload": "multipart"}),
+            serde_json::json!({"target": table, "upload": "multipart", "size": 0}),
+            serde_json::json!({"target": table, "upload": "direct", "size": 10}),
+            serde_json::json!({"target": table, "size": 10}),
+        ] {
+            let error = parse(bad.clone()).expect_err("refused");
+            assert!(format!("{error:?}").contains("size"), "{bad}: {error:?}");
         }
     }
 

@@ -97,7 +97,8 @@ pub struct UnknownName(pub String);
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// An import waiting for its file in object storage. Exits: `queued` when the client calls
-    /// `start`; `cancelled` by the client.
+    /// `start`; `cancelled` by the client; `failed` by the sweeper when its resumable upload was
+    /// abandoned.
     AwaitingUpload,
     /// Ready to run once `run_at` has passed. Exits: `running` when a worker claims it;
     /// `cancelled` by the client.

@@ -39,4 +39,12 @@ impl crate::queue::maintenance::Expire for Expiry {
         }
         Ok(())
     }
+
+    async fn abort_upload(&self, upload: &crate::queue::UploadRecord) -> anyhow::Result<()> {
+        let key = ObjectKey::parse(&upload.key)?;
+        self.0
+            .abort_resumable(&key, upload.upload_id.as_deref())
+            .await?;
+        Ok(())
+    }
 }

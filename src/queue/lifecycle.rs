@@ -332,6 +332,25 @@ impl Store {
         self.apply(query).await
     }
 
+    /// The sweeper gives up on an import whose resumable upload was abandoned:
+    /// `awaiting_upload` → `failed` with `error`.
+    pub async fn abandon_upload(
+        &self,
+        id: JobId,
+        error: &JobError,
+    ) -> Result<Option<Job>, StoreError> {
+        let query = sqlx::query(
+            "UPDATE ferry_jobs SET state = 'failed', error = $2, finished_at = $3,
+                event_seq = event_seq + 2
+             WHERE id = $1 AND state = 'awaiting_upload'
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(serde_json::to_string(error).unwrap_or_default())
+        .bind(self.now_ms());
+        self.apply(query).await
+    }
+
     /// A client's retry of a `failed` or `cancelled` job: `queued` now, with fresh attempts.
     pub async fn retry(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let query = sqlx::query(

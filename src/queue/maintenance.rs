@@ -6,6 +6,7 @@
 use super::executor::{ExecutorSettings, fail};
 use super::lifecycle::Holder;
 use super::store::{Store, StoreError};
+use super::uploads::UploadRecord;
 use crate::domain::{Job, JobError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 pub trait Expire: Send + Sync + 'static {
     /// Removes the job's output file, if it has one. Missing files are not an error.
     async fn remove_output(&self, job: &Job) -> anyhow::Result<()>;
+
+    /// Aborts a resumable upload in the store and removes its parts; one the store no longer
+    /// knows is not an error.
+    async fn abort_upload(&self, upload: &UploadRecord) -> anyhow::Result<()>;
 }
 
 /// Timings of the upkeep.
@@ -24,6 +29,8 @@ pub struct MaintenanceSettings {
     pub rescue_interval: Duration,
     pub sweep_interval: Duration,
     pub record_retention: Duration,
+    /// Resumable uploads older than this are aborted.
+    pub abandon_uploads_after: Duration,
     pub executor: ExecutorSettings,
 }
 
@@ -46,6 +53,9 @@ pub async fn run(
             _ = sweep.tick() => {
                 if let Err(error) = sweep_expired(&store, expire.as_ref(), settings.record_retention).await {
                     tracing::warn!(error = %error, "sweeping expired jobs failed");
+                }
+                if let Err(error) = sweep_uploads(&store, expire.as_ref(), settings.abandon_uploads_after).await {
+                    tracing::warn!(error = %error, "sweeping abandoned uploads failed");
                 }
             }
             () = stop.cancelled() => return,
@@ -96,4 +106,36 @@ pub async fn sweep_expired(
         tracing::info!(purged, "deleted old job records");
     }
     Ok(())
+}
+
+/// Aborts resumable uploads begun more than `abandon_after` ago, or whose import no longer waits
+/// for them (cancelled, deleted), and fails the imports still waiting with `upload_abandoned`.
+/// The store's upload is aborted before its record is forgotten, so a failure is tried again.
+pub async fn sweep_uploads(
+    store: &Store,
+    expire: &dyn Expire,
+    abandon_after: Duration,
+) -> Result<usize, StoreError> {
+    let error = JobError {
+        code: "upload_abandoned".to_owned(),
+        message: format!(
+            "the multipart upload was not completed within {}",
+            humantime::format_duration(abandon_after)
+        ),
+        transient: false,
+    };
+    let stale = store
+        .stale_uploads(store.clock().now() - abandon_after, 100)
+        .await?;
+    for upload in &stale {
+        if let Err(failure) = expire.abort_upload(upload).await {
+            tracing::warn!(job.id = %upload.job_id, tenant = %upload.tenant, error = %failure, "could not abort an abandoned upload; will try again");
+            continue;
+        }
+        store.delete_upload(upload.job_id).await?;
+        if store.abandon_upload(upload.job_id, &error).await?.is_some() {
+            tracing::info!(job.id = %upload.job_id, tenant = %upload.tenant, "resumable upload abandoned; aborted and the import failed");
+        }
+    }
+    Ok(stale.len())
 }

@@ -14,6 +14,7 @@ pub mod pool;
 pub mod retry;
 pub mod signal;
 pub mod store;
+pub mod uploads;
 
 pub use clock::Clock;
 pub use follow_up::{FollowUp, FollowUps, NoFollowUps};
@@ -21,3 +22,4 @@ pub use handler::{Handler, JobContext, JobFailure};
 pub use lifecycle::{CancelOutcome, Holder};
 pub use signal::{Signal, Signals};
 pub use store::{Backend, Inserted, ListQuery, NewJob, Store, StoreError, StoredEvent};
+pub use uploads::UploadRecord;

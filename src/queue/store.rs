@@ -113,7 +113,7 @@ pub(super) fn to_ms(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn from_ms(ms: i64) -> Result<OffsetDateTime, StoreError> {
+pub(super) fn from_ms(ms: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }

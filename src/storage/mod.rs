@@ -17,6 +17,7 @@ mod links;
 mod open;
 mod put;
 mod redeem;
+mod resumable;
 mod stale;
 mod upload;
 
@@ -28,6 +29,7 @@ pub use links::content_type_header;
 pub use links::{MAX_LINK_TTL, SignedLink};
 pub use put::PutError;
 pub use redeem::{LinkError, LinkUse, Redeemed};
+pub use resumable::{MAX_PARTS, PartsProblem, StoredPart, check_parts, part_count, part_size_for};
 pub use upload::Upload;
 
 use bytes::Bytes;

@@ -832,3 +832,104 @@ async fn an_unreachable_server_is_one_line_naming_its_url() {
         "{ran:?}"
     );
 }
+
+/// `ferry import --resume ID` after an interrupted upload sends only the missing parts, and
+/// `--resumable` keeps its state file only while the upload is unfinished.
+#[tokio::test]
+async fn import_resume_sends_only_the_missing_parts_and_loads_every_row_once() {
+    let served = Served::start(&[]).await;
+    let part = 8 * 1024 * 1024; // the default part size
+    served
+        .local_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .await;
+    let mut text = String::from("id,v\n");
+    for id in 1..=400_000 {
+        text.push_str(&format!("{id},row {id:08} of a file sent in parts\n"));
+    }
+    let file = served.dir.join("t.csv");
+    std::fs::write(&file, &text).expect("write the file");
+    let size = text.len();
+    // An earlier run that stopped after two of the parts.
+    let spec = serde_json::json!({"target": {"connection": "local", "table": "t"},
+        "upload": "multipart", "size": size});
+    let created: Value = served
+        .client
+        .post(format!("{}/v1/imports", served.base))
+        .json(&spec)
+        .send()
+        .await
+        .expect("create the upload")
+        .json()
+        .await
+        .expect("a job");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    for number in 1..=2usize {
+        let link: Value = served
+            .client
+            .get(format!(
+                "{}/v1/imports/{id}/upload/parts/{number}",
+                served.base
+            ))
+            .send()
+            .await
+            .expect("a part link")
+            .json()
+            .await
+            .expect("a link");
+        let bytes = &text.as_bytes()[(number - 1) * part..number * part];
+        let put = served
+            .client
+            .put(link["url"].as_str().expect("a url"))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("send a part");
+        assert!(put.status().is_success());
+    }
+    let parts = size.div_ceil(part);
+    let state = served.dir.join("state");
+    let state_env = [("FERRY_STATE_DIR", path_arg(&state))];
+    let args = [
+        "import",
+        path_arg(&file),
+        "--connection",
+        "local",
+        "--table",
+        "t",
+        "--wait",
+    ];
+    let resume = [&args[..], &["--resume", &id]].concat();
+    let ran = ferry_with(&served.base, &resume, &state_env).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(job_id(&ran.out()), id, "the same import, resumed");
+    assert!(
+        ran.stderr.contains(&format!(
+            "resuming upload {id}: 2 of {parts} parts already stored"
+        )),
+        "{ran:?}"
+    );
+    assert_eq!(
+        ran.stderr.lines().last(),
+        Some("400000 rows inserted, 0 rejected"),
+        "{ran:?}"
+    );
+    let again = [&args[..], &["--resumable"]].concat();
+    served.local_sql("DELETE FROM t").await;
+    let ran = ferry_with(&served.base, &again, &state_env).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_ne!(job_id(&ran.out()), id);
+    assert_eq!(
+        ran.stderr.lines().last(),
+        Some("400000 rows inserted, 0 rejected"),
+        "{ran:?}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().count())
+        .into_iter()
+        .collect();
+    assert_eq!(
+        kept,
+        [0],
+        "the state file is removed once the upload is complete"
+    );
+}

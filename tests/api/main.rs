@@ -28,6 +28,7 @@ mod openapi;
 mod outages;
 mod process;
 mod queue;
+mod resumable;
 mod startup;
 mod storage;
 mod webhooks;

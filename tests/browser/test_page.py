@@ -608,3 +608,42 @@ def test_screenshots_of_a_filled_panel(make_server, browser, tmp_path):
     # Readable at a phone's width: nothing wider than the screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     context.close()
+
+
+RESUMABLE_SCRIPT = """async () => {
+  const {Ferry} = await import("/ferry.js");
+  const ferry = new Ferry();
+  const rows = ["id,name,age"];
+  for (let id = 1; id <= 300000; id++) rows.push(`${id},person number ${id},${id % 90}`);
+  const file = new File([rows.join("\\n") + "\\n"], "parts.csv", {lastModified: 1});
+  const spec = {target: {connection: "local", table: "people"}};
+  const stop = new AbortController();
+  let first = null;
+  try {
+    await ferry.importFileInParts(file, spec, {signal: stop.signal,
+      onUploadProgress: ({loaded}) => { if (loaded > 8 * 1024 * 1024) stop.abort(); }});
+  } catch (error) {
+    first = error.name;
+  }
+  const key = Object.keys(localStorage).find((k) => k.startsWith("ferry-upload "));
+  const remembered = localStorage.getItem(key);
+  const upload = await (await fetch(`/v1/imports/${remembered}/upload`)).json();
+  const job = await ferry.importFileInParts(file, spec);
+  return {first, remembered, stored: upload.uploaded.map((p) => p.number), parts: upload.parts,
+          id: job.id, state: job.state, left: localStorage.getItem(key), size: file.size};
+}"""
+
+
+def test_ferry_js_resumes_an_upload_in_parts_after_an_abort_and_loads_every_row_once(
+        make_server, watched_page):
+    server = make_server(prepare=create_people)
+    page, watched = watched_page
+    open_page(page, server)
+    result = page.evaluate(RESUMABLE_SCRIPT)
+    assert result["first"] == "AbortError", result
+    assert result["stored"][:1] == [1] and result["parts"] == 2, result  # part 1 kept
+    assert result["id"] == result["remembered"] and result["state"] == "succeeded", result
+    assert result["left"] is None, result  # forgotten once started
+    with sqlite3.connect(server.local_db) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT id) FROM people").fetchone() == (300000, 300000)
+    assert watched.errors == [], watched.errors
