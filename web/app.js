@@ -9,6 +9,7 @@ const GENERATE_KINDS = ["uuid", "int", "float", "bool", "name", "email", "compan
 const NUMBER_PARAMS = {int: "1", bigint: "1", numeric: "any"}; // template param type -> input step
 const JOBS_SHOWN = 50;
 const REJECTS_SHOWN = 10;
+const IN_PARTS_FROM = 64 * 1024 * 1024; // files this large are sent resumably by default
 
 const $ = (id) => document.getElementById(id);
 const numbers = new Intl.NumberFormat();
@@ -640,6 +641,7 @@ let connections = [];
 function choose(file) {
   chosenFile = file || null;
   $("upload-chosen").textContent = file ? `${file.name} (${bytes(file.size)})` : "";
+  if (file) $("upload-resumable").checked = file.size >= IN_PARTS_FROM;
 }
 
 $("upload-file").addEventListener("change", (event) => choose(event.target.files[0]));
@@ -692,7 +694,8 @@ uploadForm.addEventListener("submit", async (event) => {
   $("upload-bytes").textContent = `0 B of ${bytes(chosenFile.size)}`;
   let followed = null;
   try {
-    const job = await ferry.importFile(chosenFile, importSpec(), {
+    const send = $("upload-resumable").checked ? ferry.importFileInParts : ferry.importFile;
+    const job = await send.call(ferry, chosenFile, importSpec(), {
       onUploadProgress: ({loaded, total}) => {
         bar.max = total || 1;
         bar.value = loaded;

@@ -363,6 +363,29 @@ def test_the_create_box_makes_a_new_table_from_the_uploaded_file(server, watched
     assert watched.errors == [], watched.errors
 
 
+def test_the_resumable_box_sends_the_file_in_parts(server, watched_page, tmp_path):
+    page, watched = watched_page
+    open_page(page, server)
+    with sqlite3.connect(server.local_db) as db:
+        db.execute("CREATE TABLE parted (id integer PRIMARY KEY, name text)")
+    path = tmp_path / "parted.csv"
+    path.write_text("id,name\n" + "".join(f"{i},name {i}\n" for i in range(1, 1001)))
+    page.set_input_files("#upload-file", str(path))
+    box = page.get_by_label("Send in parts that survive an interruption")
+    expect(box).not_to_be_checked()  # a small file goes in one request unless asked
+    box.check()
+    page.locator("#upload-connection").select_option("local")
+    page.locator("#upload-table").fill("parted")
+    page.get_by_role("button", name="Upload and import").click()
+    expect(page.locator("#upload-result .inserted")).to_have_text(re.compile(r"^1\D?000$"), timeout=20_000)
+    jobs = page.evaluate("async () => (await (await fetch('/v1/imports')).json())")
+    specs = [job["spec"] for job in jobs["items"] if job["spec"]["target"]["table"] == "parted"]
+    assert [spec["upload"] for spec in specs] == ["multipart"], specs
+    with sqlite3.connect(server.local_db) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT id) FROM parted").fetchone() == (1000, 1000)
+    assert watched.errors == [], watched.errors
+
+
 def test_on_s3_an_upload_from_the_page_goes_straight_to_the_bucket(make_server, watched_page, tmp_path):
     server = make_server(prepare=create_people, extra=s3_storage())
     page, watched = watched_page
