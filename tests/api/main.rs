@@ -9,6 +9,8 @@ mod cli_follow;
 mod conformance;
 mod discovery;
 mod disk;
+#[cfg(feature = "duckdb")]
+mod duckdb;
 mod email;
 mod exports;
 mod faults;
