@@ -6,6 +6,7 @@
 //! (`512MiB`). Unknown keys are refused, and [`Settings::validate`] checks the whole tree at
 //! start-up, so a bad setting stops the process at boot rather than a job at 3 a.m.
 
+pub mod duckdb;
 mod email;
 
 pub use email::EmailSettings;
@@ -301,7 +302,9 @@ pub struct ApiKey {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSettings {
-    /// `postgres://…` or `sqlite:///path/app.db`.
+    /// `postgres://…`, `sqlite:///path/app.db`, or (export only, cargo feature `duckdb`)
+    /// `duckdb:///path/app.duckdb[?setting=value&…]` (opened read-only) or `md:database`
+    /// (MotherDuck).
     pub url: Secret,
     /// Whether arbitrary SQL exports may run on it.
     #[serde(default)]
@@ -509,12 +512,7 @@ impl Settings {
         problems.extend(self.auth_problems());
         problems.extend(self.email.iter().flat_map(EmailSettings::problems));
         for (name, connection) in &self.connections {
-            let url = connection.url.expose();
-            if !is_postgres(url) && !url.starts_with("sqlite:") {
-                problems.push(format!(
-                    "connections.{name}.url must be a postgres:// or sqlite: URL"
-                ));
-            }
+            problems.extend(connection_url_problem(name, connection.url.expose()));
             if name == LOCAL_CONNECTION && !connection.scopes.is_empty() {
                 problems.push(format!(
                     "connections.{LOCAL_CONNECTION}.scopes: the local connection is every caller's; \
@@ -637,7 +635,24 @@ fn jwt_problems(jwt: &JwtSettings) -> Vec<String> {
     problems
 }
 
-/// Whether a URL names a PostgreSQL database.
+/// What is wrong with the URL of `connections.NAME`, if anything.
+fn connection_url_problem(name: &str, url: &str) -> Option<String> {
+    if is_duckdb(url) {
+        if let Err(problem) = duckdb::target(url) {
+            return Some(format!("connections.{name}.url: {problem}"));
+        }
+        return (!duckdb::AVAILABLE).then(|| {
+            format!(
+                "connections.{name} is a DuckDB connection, and this ferry was built without \
+                 DuckDB: build it with `cargo build --release --features duckdb` (docs/duckdb.md)"
+            )
+        });
+    }
+    (!is_postgres(url) && !url.starts_with("sqlite:")).then(|| {
+        format!("connections.{name}.url must be a postgres://, sqlite:, duckdb:// or md: URL")
+    })
+}
+
 /// Whether `text` is a web origin: `http(s)://host[:port]`, nothing after it.
 fn is_origin(text: &str) -> bool {
     url::Url::parse(text).is_ok_and(|url| {
@@ -647,8 +662,14 @@ fn is_origin(text: &str) -> bool {
     })
 }
 
+/// Whether a URL names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Whether a URL names a DuckDB database: a file (`duckdb://…`) or MotherDuck (`md:…`).
+pub fn is_duckdb(url: &str) -> bool {
+    url.starts_with("duckdb:") || url.starts_with("md:")
 }
 
 #[cfg(test)]
@@ -715,6 +736,27 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_duckdb_connection_needs_the_feature_and_a_read_only_file_url() {
+        let with = |url: &str| Settings::load(None, env(&[("FERRY_CONNECTIONS__LAKE__URL", url)]));
+        let plain = with("duckdb:///var/lib/a.duckdb");
+        if cfg!(feature = "duckdb") {
+            assert!(plain.is_ok(), "{plain:?}");
+            assert!(with("md:my_db").is_ok());
+        } else {
+            let message = plain.unwrap_err().to_string();
+            assert!(message.contains("connections.lake"), "{message}");
+            assert!(message.contains("--features duckdb"), "{message}");
+        }
+        let writable = with("duckdb:///a.duckdb?access_mode=read_write").unwrap_err();
+        assert!(
+            writable.to_string().contains("access_mode cannot be set"),
+            "{writable}"
+        );
+        let unknown = with("mysql://h/db").unwrap_err().to_string();
+        assert!(unknown.contains("duckdb:// or md:"), "{unknown}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
-use crate::config::{LOCAL_CONNECTION, Settings, is_postgres};
+use crate::config::{LOCAL_CONNECTION, Settings, is_duckdb, is_postgres};
 use crate::domain::JobKind;
 use crate::jobs::Expiry;
 use crate::jobs::export::ExportHandler;
@@ -70,19 +70,23 @@ fn warn_about_unreachable_connections(settings: &Settings) {
     }
 }
 
-/// Opens and closes one connection to the database at `url` (a SQLite file read-only, so a
-/// missing file is reported rather than created).
-async fn probe_connection(url: &str) -> Result<(), sqlx::Error> {
+/// Opens and closes one connection to the database at `url` (a SQLite or DuckDB file
+/// read-only, so a missing file is reported rather than created).
+async fn probe_connection(url: &str) -> anyhow::Result<()> {
     use sqlx::{ConnectOptions, Connection};
-    if is_postgres(url) {
-        sqlx::PgConnection::connect(url).await?.close().await
+    if is_duckdb(url) {
+        Ok(crate::pipeline::sources::duckdb::probe(url).await?)
+    } else if is_postgres(url) {
+        Ok(sqlx::PgConnection::connect(url).await?.close().await?)
     } else {
-        <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)?
-            .read_only(true)
-            .connect()
-            .await?
-            .close()
-            .await
+        Ok(
+            <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)?
+                .read_only(true)
+                .connect()
+                .await?
+                .close()
+                .await?,
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::openapi::{NotFound, Unauthorized, Unavailable};
 use crate::auth::Caller;
-use crate::config::{ConnectionSettings, LOCAL_CONNECTION, Settings, is_postgres};
+use crate::config::{ConnectionSettings, LOCAL_CONNECTION, Settings, is_duckdb, is_postgres};
 use crate::jobs::import::prepare::{TargetConn, connect};
 use crate::pipeline::loaders::tables::{self, TableSummary};
 use axum::Json;
@@ -97,7 +97,7 @@ impl ConnectionKind {
     pub fn of(url: &str) -> Self {
         if is_postgres(url) {
             Self::Postgres
-        } else if url.starts_with("duckdb:") || url.starts_with("md:") {
+        } else if is_duckdb(url) {
             Self::Duckdb
         } else {
             Self::Sqlite
@@ -232,7 +232,7 @@ async fn connections(State(state): State<AppState>, caller: Caller) -> Json<Conn
 /// The tables of a connection that an import may target, with their columns.
 ///
 /// On PostgreSQL: the tables the connection's role may insert into, outside the system schemas.
-/// At most 1,000 tables.
+/// At most 1,000 tables. None on DuckDB, which Ferry only exports from.
 #[utoipa::path(
     get,
     path = "/v1/connections/{name}/tables",
@@ -253,6 +253,9 @@ async fn tables(
         .into_iter()
         .find(|(n, _)| n == &name)
         .ok_or(ApiError::NotFound)?;
+    if ConnectionKind::of(connection.url.expose()) == ConnectionKind::Duckdb {
+        return Ok(Json(TableList { items: Vec::new() }));
+    }
     let unavailable = |error| {
         ApiError::Unavailable(
             anyhow::Error::new(error).context(format!("listing the tables of connection {name:?}")),

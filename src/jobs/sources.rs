@@ -1,11 +1,12 @@
 //! Resolving an export's source against configuration: which connection, which SQL, which
 //! parameters. Pure checks come first ([`resolve`]); opening happens in the worker ([`open`]).
 
-use crate::config::{ParamType, Settings, is_postgres};
+use crate::config::{ParamType, Settings, is_duckdb, is_postgres};
 use crate::domain::export::Part;
 use crate::domain::generate::GenerateSpec;
 use crate::domain::invalid::{Collector, Invalid};
 use crate::domain::{Encoding, Source};
+use crate::pipeline::sources::duckdb::DuckQuery;
 use crate::pipeline::sources::params::{self, Param};
 use crate::pipeline::sources::postgres::{self, PgQuery};
 use crate::pipeline::sources::{self, Opened, SourceError};
@@ -27,6 +28,8 @@ pub enum Resolved {
         sql: String,
         params: Vec<Param>,
     },
+    /// A DuckDB query with parameters to bind (cargo feature `duckdb`).
+    Duckdb(DuckQuery),
     /// Synthetic data.
     Generate(GenerateSpec),
 }
@@ -137,6 +140,13 @@ fn build(
             sql,
             statement_timeout,
         })
+    } else if is_duckdb(url) {
+        Ok(Resolved::Duckdb(DuckQuery {
+            url: url.to_owned(),
+            sql: query.to_owned(),
+            params,
+            statement_timeout,
+        }))
     } else {
         Ok(Resolved::Sqlite {
             url: url.to_owned(),
@@ -156,6 +166,7 @@ pub async fn open(
     match resolved {
         Resolved::Generate(spec) => Ok(sources::open_generator(spec)),
         Resolved::Sqlite { url, sql, params } => sources::sqlite::open(&url, sql, params).await,
+        Resolved::Duckdb(query) => sources::duckdb::open(query).await,
         Resolved::Postgres {
             url,
             sql,
@@ -185,6 +196,13 @@ pub async fn check(resolved: &Resolved) -> Result<(), SourceError> {
         }
         Resolved::Sqlite { url, sql, .. } => {
             tokio::time::timeout(CHECK_TIMEOUT, sources::sqlite::check(url, sql)).await
+        }
+        Resolved::Duckdb(query) => {
+            tokio::time::timeout(
+                CHECK_TIMEOUT,
+                sources::duckdb::check(&query.url, &query.sql),
+            )
+            .await
         }
     };
     match checked {

@@ -15,6 +15,7 @@
 use super::codecs::gzip::GzipConfig;
 use super::codecs::zip::ZipConfig;
 use super::codecs::{self, EncoderOptions, Out};
+use super::columnar::Unsupported;
 use super::sources::{Chunk, ChunkReceiver, Opened, SourceError};
 use super::types::Mismatch;
 use crate::domain::Encoding;
@@ -72,7 +73,9 @@ impl From<io::Error> for PipelineError {
     fn from(error: io::Error) -> Self {
         match error.kind() {
             io::ErrorKind::InvalidData => match error.get_ref() {
-                Some(inner) if inner.is::<Mismatch>() => Self::InvalidValue(inner.to_string()),
+                Some(inner) if inner.is::<Mismatch>() || inner.is::<Unsupported>() => {
+                    Self::InvalidValue(inner.to_string())
+                }
                 _ => Self::Encode {
                     transient: false,
                     message: error.to_string(),
@@ -306,6 +309,10 @@ fn encode(
             (Chunk::Rows(batch), Some(encoder)) => {
                 encoder.encode(&batch, out)?;
                 batch.len() as u64
+            }
+            (Chunk::Batch(batch), Some(encoder)) => {
+                encoder.encode_batch(&batch, &opened.columns, out)?;
+                batch.num_rows() as u64
             }
             (Chunk::Encoded { bytes, rows }, None) => {
                 out.write_all(&bytes)?;

@@ -3,6 +3,7 @@
 //! pipeline moves chunks from one to the other into storage with backpressure.
 
 pub mod codecs;
+pub mod columnar;
 pub mod export;
 pub mod import;
 pub mod loaders;

@@ -237,6 +237,24 @@ pub fn as_text(value: &Value) -> Cow<'_, str> {
     }
 }
 
+/// `unscaled / 10^scale` as text, with exactly `scale` fractional digits.
+pub fn decimal_text(unscaled: i128, scale: u8, negative: bool) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let scale = usize::from(scale);
+    let padded = if digits.len() <= scale {
+        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
+    } else {
+        digits
+    };
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    let sign = if negative && unscaled != 0 { "-" } else { "" };
+    if scale == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }
+}
+
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
 

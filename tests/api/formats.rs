@@ -7,7 +7,7 @@ use std::io::Write;
 
 /// Runs a Python script with `file` (saved with the extension `ext`, which openpyxl insists
 /// on) as its argument and parses what it prints as JSON.
-fn python(script: &str, file: &[u8], ext: &str) -> Value {
+pub fn python(script: &str, file: &[u8], ext: &str) -> Value {
     let mut temp = tempfile_path(ext);
     temp.write_all(file).unwrap();
     let path = temp.path().to_owned();
@@ -62,7 +62,7 @@ fn tempfile_path(ext: &str) -> Temp {
 /// Prints `{"schema": [[name, type], …], "rows": [[value, …], …]}` of a Parquet file, every
 /// value in a form JSON holds exactly: floats as `repr`, decimals as `str`, dates and times in
 /// ISO 8601.
-const READ_PARQUET: &str = r#"
+pub const READ_PARQUET: &str = r#"
 import sys, json, datetime, decimal
 import pyarrow.parquet as pq
 table = pq.read_table(sys.argv[1])
@@ -82,7 +82,7 @@ print(json.dumps({
 
 /// Prints every sheet of a workbook: its name, and each row's cells as [type, value], with the
 /// first row's bold flags.
-const READ_XLSX: &str = r#"
+pub const READ_XLSX: &str = r#"
 import sys, json, datetime
 import openpyxl
 book = openpyxl.load_workbook(sys.argv[1])
@@ -97,7 +97,7 @@ print(json.dumps([{
 } for ws in book.worksheets]))
 "#;
 
-async fn export(app: &TestApp, body: Value) -> (Value, bytes::Bytes) {
+pub async fn export(app: &TestApp, body: Value) -> (Value, bytes::Bytes) {
     let id = app.create_export(body).await["id"]
         .as_str()
         .unwrap()

@@ -11,6 +11,8 @@ mod create;
 mod discovery;
 mod disk;
 mod door;
+#[cfg(feature = "duckdb")]
+mod duckdb;
 mod email;
 mod encodings;
 mod exports;

@@ -4,7 +4,7 @@
 //! `TargetConn` and `connect` live in `pipeline::loaders` now; they are re-exported here for
 //! the callers that list a connection's tables.
 
-use crate::config::{LOCAL_CONNECTION, Settings, is_postgres};
+use crate::config::{LOCAL_CONNECTION, Settings, is_duckdb, is_postgres};
 use crate::domain::ImportSpec;
 use crate::domain::invalid::{Collector, Invalid};
 use crate::pipeline::loaders::schema::{self, TableSchema};
@@ -55,6 +55,13 @@ pub async fn prepare(settings: &Settings, spec: &ImportSpec) -> Result<Prepared,
         .connection(&connection)
         .map(|c| c.url.expose().to_owned())
         .ok_or_else(|| Invalid::field("target.connection", "unknown connection"))?;
+    if is_duckdb(&url) {
+        return Err(Invalid::field(
+            "target.connection",
+            format!("{connection:?} is a DuckDB connection, which Ferry only exports from"),
+        )
+        .into());
+    }
     let found = match connect(&url).await? {
         TargetConn::Postgres(mut conn) => {
             schema::postgres(&mut conn, spec.table.schema.as_deref(), &spec.table.name).await?

@@ -15,8 +15,10 @@ pub mod xlsx;
 pub mod zip;
 
 use super::Row;
+use super::columnar;
 use super::types::Column;
 use crate::domain::Encoding;
+use arrow_array::RecordBatch;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -32,6 +34,16 @@ pub trait Encoder: Send {
     fn begin(&mut self, columns: &[Column], out: Out<'_>) -> io::Result<()>;
     /// Appends rows.
     fn encode(&mut self, rows: &[Row], out: Out<'_>) -> io::Result<()>;
+    /// Appends a batch of columns whose types are `columns` (the ones given to `begin`). By
+    /// default as the rows [`columnar::rows`] makes of it; Parquet writes the arrays as they are.
+    fn encode_batch(
+        &mut self,
+        batch: &RecordBatch,
+        columns: &[Column],
+        out: Out<'_>,
+    ) -> io::Result<()> {
+        self.encode(&columnar::rows(batch, columns)?, out)
+    }
     /// Writes whatever comes after the last row.
     fn finish(&mut self, out: Out<'_>) -> io::Result<()>;
 }

@@ -4,20 +4,25 @@
 //! `UTC` — and UUIDs, JSON and everything else as UTF-8), zstd-compressed.
 //!
 //! Each batch of rows becomes an Arrow `RecordBatch` and goes to parquet's `ArrowWriter`, which
-//! buffers the row group being built. A row group is closed when its encoded size reaches
+//! buffers the row group being built. A source that hands Arrow batches itself (DuckDB) skips
+//! that step: an array whose type already is the column's goes to the writer as it is (a
+//! zone other than UTC is only relabelled, the instants being the same); only the others
+//! (`TINYINT`, blobs, lists, …) are rebuilt from their values ([`columnar::values`]). A row group is closed when its encoded size reaches
 //! [`ParquetConfig::max_row_group_bytes`] (or its memory twice that), so memory stays flat
 //! whatever the number of rows; the closed group's bytes go to the output at once, and the
 //! pipeline's writer hands them on in bounded chunks.
 
 use super::{Encoder, Out};
 use crate::pipeline::Row;
+use crate::pipeline::columnar;
 use crate::pipeline::types::{self, Column, ColumnType, Mismatch};
 use arrow_array::builder::{BooleanBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
 use arrow_array::types::{
     ArrowPrimitiveType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
     Int64Type, TimestampMicrosecondType,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -151,16 +156,37 @@ impl Encoder for ParquetEncoder {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, column)| array(column, rows, i))
+            .map(|(i, column)| {
+                let values = rows.iter().map(|row| row.get(i).unwrap_or(&Value::Null));
+                array(column, values, rows.len())
+            })
             .collect::<Result<Vec<ArrayRef>, Mismatch>>()?;
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(io::Error::other)?;
-        let cap = 2 * self.config.max_row_group_bytes;
-        let writer = self.writer_mut()?;
-        writer.write(&batch).map_err(parquet_error)?;
-        if writer.memory_size() >= cap {
-            writer.flush().map_err(parquet_error)?;
+        self.write(arrays, out)
+    }
+
+    fn encode_batch(
+        &mut self,
+        batch: &RecordBatch,
+        _columns: &[Column],
+        out: Out<'_>,
+    ) -> io::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
         }
-        self.written.drain(out)
+        if batch.num_columns() != self.columns.len() {
+            return Err(io::Error::other(format!(
+                "a batch of {} columns for a file of {}",
+                batch.num_columns(),
+                self.columns.len()
+            )));
+        }
+        let arrays = self
+            .columns
+            .iter()
+            .zip(batch.columns())
+            .map(|(column, array)| as_column(column, array))
+            .collect::<io::Result<Vec<ArrayRef>>>()?;
+        self.write(arrays, out)
     }
 
     fn finish(&mut self, out: Out<'_>) -> io::Result<()> {
@@ -174,6 +200,19 @@ impl Encoder for ParquetEncoder {
 }
 
 impl ParquetEncoder {
+    /// Writes one batch of the file's columns; closes the row group early when its memory
+    /// passes twice the byte cap.
+    fn write(&mut self, arrays: Vec<ArrayRef>, out: Out<'_>) -> io::Result<()> {
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(io::Error::other)?;
+        let cap = 2 * self.config.max_row_group_bytes;
+        let writer = self.writer_mut()?;
+        writer.write(&batch).map_err(parquet_error)?;
+        if writer.memory_size() >= cap {
+            writer.flush().map_err(parquet_error)?;
+        }
+        self.written.drain(out)
+    }
+
     fn writer_mut(&mut self) -> io::Result<&mut ArrowWriter<Shared>> {
         self.writer
             .as_mut()
@@ -200,12 +239,36 @@ fn arrow_type(kind: ColumnType) -> DataType {
     }
 }
 
-/// Column `i` of `rows` as an Arrow array of the column's type.
-fn array(column: &Column, rows: &[Row], i: usize) -> Result<ArrayRef, Mismatch> {
-    let values = rows.iter().map(|row| row.get(i).unwrap_or(&Value::Null));
+/// A source's array as the column's: as it is when its type is the file's, relabelled when
+/// only the time zone differs, rebuilt from its values otherwise.
+fn as_column(column: &Column, array: &ArrayRef) -> io::Result<ArrayRef> {
+    let target = arrow_type(column.kind);
+    match (array.data_type(), &target) {
+        (given, wanted) if given == wanted => Ok(array.clone()),
+        (
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(zone)),
+        ) => match array.as_primitive_opt::<TimestampMicrosecondType>() {
+            Some(instants) => Ok(Arc::new(instants.clone().with_timezone(zone.clone()))),
+            None => Err(io::Error::other("a timestamp array of another kind")),
+        },
+        _ => {
+            // Nested values (lists, structs) become their JSON text, blobs hex, and so on.
+            let values = columnar::values(array.as_ref()).map_err(|e| e.in_column(&column.name))?;
+            Ok(self::array(column, values.iter(), array.len())?)
+        }
+    }
+}
+
+/// `values` of a column as an Arrow array of the column's type.
+fn array<'a>(
+    column: &Column,
+    values: impl Iterator<Item = &'a Value>,
+    len: usize,
+) -> Result<ArrayRef, Mismatch> {
     Ok(match column.kind {
         ColumnType::Bool => {
-            let mut builder = BooleanBuilder::with_capacity(rows.len());
+            let mut builder = BooleanBuilder::with_capacity(len);
             for value in values {
                 match value {
                     Value::Null => builder.append_null(),
@@ -239,7 +302,7 @@ fn array(column: &Column, rows: &[Row], i: usize) -> Result<ArrayRef, Mismatch> 
             primitive::<TimestampMicrosecondType>(column, values, "timestamp", types::as_micros)?
         }
         ColumnType::Uuid | ColumnType::Json | ColumnType::Text => {
-            let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+            let mut builder = StringBuilder::with_capacity(len, len * 16);
             for value in values {
                 match value {
                     Value::Null => builder.append_null(),

@@ -1,9 +1,11 @@
-//! Where export rows come from: PostgreSQL, SQLite, or the synthetic generator.
+//! Where export rows come from: PostgreSQL, SQLite, DuckDB (cargo feature `duckdb`), or the
+//! synthetic generator.
 //!
 //! Every source runs in a task of its own and hands chunks through a small bounded channel:
 //! when the consumer (encoder, compressor, upload) is slow, `send` waits and the source stops
 //! reading, so a slow store slows the database rather than growing a buffer.
 
+pub mod duckdb;
 pub mod generate;
 pub mod params;
 pub mod pg_binary;
@@ -12,6 +14,7 @@ pub mod sqlite;
 
 use super::Row;
 use super::types::Column;
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -28,6 +31,9 @@ pub enum Chunk {
     /// Bytes already in the target encoding (PostgreSQL's `COPY … (FORMAT csv)`), holding
     /// `rows` complete rows.
     Encoded { bytes: Bytes, rows: u64 },
+    /// Columns (DuckDB's Arrow batches): Parquet takes them as they are, the other encoders
+    /// get [`super::columnar::rows`].
+    Batch(RecordBatch),
 }
 
 /// An open source: its columns, the planner's estimate, and the chunks to come.

@@ -13,7 +13,7 @@
 //! is held between messages.
 
 use super::{Chunk, ChunkSender, SourceError};
-use crate::pipeline::types::{Column, ColumnType, MAX_DECIMAL_PRECISION};
+use crate::pipeline::types::{Column, ColumnType, MAX_DECIMAL_PRECISION, decimal_text};
 use crate::pipeline::{BATCH_ROWS, Row};
 use bytes::{Buf, BytesMut};
 use futures::TryStreamExt;
@@ -380,24 +380,6 @@ fn numeric_value(field: &[u8], scale: u8) -> Option<Value> {
     }
     let negative = sign == 0x4000;
     Some(Value::String(decimal_text(unscaled, scale, negative)))
-}
-
-/// `unscaled / 10^scale` as text, with exactly `scale` fractional digits.
-pub fn decimal_text(unscaled: i128, scale: u8, negative: bool) -> String {
-    let digits = unscaled.unsigned_abs().to_string();
-    let scale = usize::from(scale);
-    let padded = if digits.len() <= scale {
-        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
-    } else {
-        digits
-    };
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    let sign = if negative && unscaled != 0 { "-" } else { "" };
-    if scale == 0 {
-        format!("{sign}{whole}")
-    } else {
-        format!("{sign}{whole}.{fraction}")
-    }
 }
 
 #[cfg(test)]
