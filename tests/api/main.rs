@@ -25,6 +25,7 @@ mod openapi;
 mod outages;
 mod process;
 mod queue;
+mod scale;
 mod startup;
 mod storage;
 mod webhooks;
