@@ -14,7 +14,8 @@
 #   processes, other users' too) — and names the largest consumer, which is where the
 #   bottleneck is when the machine's cores are busy.
 # Usage: bench/scale.sh [JOBS] [EXPORT_MIN] [EXPORT_MAX] [IMPORT_ROWS] [WORKER_CONCURRENCY]
-#        (defaults: 60 300000 600000 50000 2)
+#        (defaults: 60 300000 600000 50000 2); BENCH_FERRY=path uses that binary instead of
+#        building the release one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 jobs=${1:-60}
@@ -44,10 +45,16 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
-log "building ferry (release)"
-cargo build --release --quiet
-ferry=${CARGO_TARGET_DIR:-target}/release/ferry
+if [[ -n ${BENCH_FERRY:-} ]]; then
+  ferry=$BENCH_FERRY # a ferry binary built elsewhere (e.g. to prove the script with a debug build)
+else
+  log "building ferry (release)"
+  cargo build --release --quiet
+  ferry=${CARGO_TARGET_DIR:-target}/release/ferry
+fi
 
 log "starting SeaweedFS"
 scripts/s3-server start "$work/s3" >/dev/null
