@@ -4,6 +4,9 @@
 //! object of the right size per export, no multipart upload left open, every imported row loaded
 //! once. An SSE client of one process follows a job that another process runs.
 //!
+//! The first half of the jobs is submitted before the first kill, the second half after it (to
+//! the replacement too), so that work is left for the second kill.
+//!
 //! Two shapes: all-in-one (three `ferry serve`) and split (API-only `ferry serve` processes with
 //! `workers.concurrency = 0` in front of three `ferry worker`s). The default size is small enough
 //! for every `scripts/test` run; `FERRY_CHAOS=full` (set by `.ci/run`) runs the issue's sizes:
@@ -162,8 +165,10 @@ fn config_file(
     concurrency: usize,
 ) -> PathBuf {
     let s3 = s3();
-    // A short lease so that a killed process's jobs are taken again soon; 3 s rather than the
-    // other tests' 2 s because this test loads the (shared, 2-core) machine much more.
+    // A short lease so that a killed process's jobs are taken again soon (30 s by default), but
+    // not the other tests' 2 s: this test loads the (shared, 2-core) machine so much that a
+    // live worker's renewals, twice a second, were seen to stall for over 3 s and lose jobs.
+    // Five attempts: one job may be cut off by both kills and then lose a lease to the load.
     let toml = format!(
         r#"listen = "127.0.0.1:{port}"
 data_dir = "{data}"
@@ -177,11 +182,12 @@ secret_access_key = "{secret}"
 part_size = "5MiB"
 [workers]
 concurrency = {concurrency}
-lease = "3s"
+lease = "10s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_cap = "500ms"
 job_timeout = "30m"
+max_attempts = 5
 [limits]
 max_queued_per_tenant = 1000
 max_running_per_tenant = 100
@@ -363,18 +369,13 @@ async fn follow(base: String, path: String) -> Vec<(u64, String, Value)> {
 
 /// Counts the newlines of the export at `path` on `base`, streaming its signed link.
 async fn count_lines(client: &reqwest::Client, base: &str, path: &str) -> u64 {
-    let redirect = client
+    // The client follows the `303` to the signed link.
+    let mut file = client
         .get(format!("{base}{path}/download"))
         .send()
         .await
         .expect("download");
-    assert_eq!(redirect.status(), 303);
-    let link = redirect.headers()["location"]
-        .to_str()
-        .expect("a location")
-        .to_owned();
-    let mut file = reqwest::get(&link).await.expect("fetch the file");
-    assert_eq!(file.status(), 200);
+    assert_eq!(file.status(), 200, "{path}/download");
     let mut lines = 0;
     while let Some(chunk) = file.chunk().await.expect("a chunk") {
         lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
@@ -382,11 +383,10 @@ async fn count_lines(client: &reqwest::Client, base: &str, path: &str) -> u64 {
     lines
 }
 
-async fn run(layout: Layout) {
-    let load = Load::from_env();
-    let started_at = std::time::Instant::now();
+/// Starts the processes of `layout` on fresh databases and a fresh bucket prefix, with an empty
+/// `chaos_rows` table to import into.
+async fn start_cluster(layout: Layout) -> (Cluster, Metadata, String) {
     let (settings, data_url, prefix) = test_settings(Shape::Production).await;
-    let prefix = prefix.expect("a bucket prefix");
     let mut data = sqlx::PgConnection::connect(&data_url)
         .await
         .expect("the data database");
@@ -401,54 +401,40 @@ async fn run(layout: Layout) {
             .await
             .expect("the metadata database"),
     );
-    let dir = settings.data_dir.clone();
     let mut cluster = Cluster {
+        dir: settings.data_dir.clone(),
         settings,
         data_url,
-        dir: dir.clone(),
         processes: Vec::new(),
         started: 0,
     };
-    // The first process runs the migrations alone; the others start on a ready database.
-    match layout {
-        Layout::AllInOne => {
-            for _ in 0..3 {
-                cluster.start("serve", 2).await;
-            }
-        }
-        Layout::Split => {
-            for _ in 0..2 {
-                cluster.start("serve", 0).await;
-            }
-            for _ in 0..3 {
-                cluster.start("worker", 2).await;
-            }
-        }
+    // One after another: the first process runs the migrations alone.
+    let (serves, serve_workers, workers) = match layout {
+        Layout::AllInOne => (3, 2, 0),
+        Layout::Split => (2, 0, 3),
+    };
+    for _ in 0..serves {
+        cluster.start("serve", serve_workers).await;
     }
-    // Process A: its API carries the SSE client; it is never killed.
-    let a_pid = cluster.processes[0].child.id();
-    let a_base = cluster.processes[0].base.clone().expect("an API");
-
-    let apis = cluster.apis();
-    let client = reqwest::Client::new();
-    let mut jobs = Vec::new();
-    for i in 0..load.jobs {
-        let base = &apis[i % apis.len()];
-        jobs.push(submit(&client, base, &dir, load.job(i)).await);
+    for _ in 0..workers {
+        cluster.start("worker", 2).await;
     }
-    eprintln!(
-        "{layout:?}: {} jobs submitted after {:?}",
-        jobs.len(),
-        started_at.elapsed()
-    );
+    (cluster, metadata, prefix.expect("a bucket prefix"))
+}
 
-    // An SSE client on A follows an export that another process runs.
+/// Starts an SSE client on `base` (process A) following an export that another process runs.
+async fn follow_one_run_elsewhere(
+    metadata: &Metadata,
+    jobs: &[Submitted],
+    a_pid: u32,
+    base: &str,
+) -> tokio::task::JoinHandle<Vec<(u64, String, Value)>> {
     let exports: BTreeMap<&str, &Submitted> = jobs
         .iter()
         .filter(|j| matches!(j.planned, Planned::Export { .. }))
         .map(|j| (j.id.as_str(), j))
         .collect();
-    let followed = eventually(
+    let (id, _, _) = eventually(
         Duration::from_secs(300),
         "an export to start on a process other than A",
         || async {
@@ -460,33 +446,72 @@ async fn run(layout: Layout) {
         },
     )
     .await;
-    let followed_path = exports[followed.0.as_str()].path.clone();
-    let sse = tokio::spawn(follow(a_base.clone(), followed_path));
+    tokio::spawn(follow(base.to_owned(), exports[id.as_str()].path.clone()))
+}
 
-    let (role, first) = kill_one_mid_run(&mut cluster, &metadata, a_pid).await;
+/// Submits jobs `range` of `load`, round-robin over the cluster's APIs as they are now.
+async fn submit_all(
+    cluster: &Cluster,
+    load: &Load,
+    range: std::ops::Range<usize>,
+    jobs: &mut Vec<Submitted>,
+) {
+    let apis = cluster.apis();
+    let client = reqwest::Client::new();
+    for i in range {
+        let base = &apis[i % apis.len()];
+        jobs.push(submit(&client, base, &cluster.dir, load.job(i)).await);
+    }
+}
+
+/// Submits half the jobs, kills a process mid-run and replaces it, submits the other half and,
+/// once a third of the rest have ended, kills another. Returns the jobs the killed processes
+/// held, and an SSE client's events of a job that another process than A ran.
+async fn run_with_kills(
+    cluster: &mut Cluster,
+    metadata: &Metadata,
+    load: &Load,
+    jobs: &mut Vec<Submitted>,
+) -> (
+    BTreeSet<String>,
+    tokio::task::JoinHandle<Vec<(u64, String, Value)>>,
+) {
+    let a_pid = cluster.processes[0].child.id();
+    let a_base = cluster.processes[0].base.clone().expect("an API");
+    let half = load.jobs / 2;
+    submit_all(cluster, load, 0..half, jobs).await;
+    let sse = follow_one_run_elsewhere(metadata, jobs, a_pid, &a_base).await;
+    let (role, mut held) = kill_one_mid_run(cluster, metadata, a_pid).await;
     cluster.start(role, 2).await;
-    eprintln!(
-        "{layout:?}: killed a {role} holding {first:?}, replaced it, after {:?}",
-        started_at.elapsed()
-    );
-    let third = (load.jobs / 3) as i64;
-    eventually(load.limit, "a third of the jobs to end", || async {
-        (metadata.finished().await >= third).then_some(())
+    eprintln!("killed a {role} holding {held:?} and started another");
+    submit_all(cluster, load, half..load.jobs, jobs).await;
+    let ended = metadata.finished().await;
+    let later = ended + (load.jobs as i64 - ended) / 3;
+    eventually(load.limit, "more jobs to end", || async {
+        (metadata.finished().await >= later).then_some(())
     })
     .await;
-    let (role, second) = kill_one_mid_run(&mut cluster, &metadata, a_pid).await;
-    eprintln!(
-        "{layout:?}: killed a {role} holding {second:?} after {:?}",
-        started_at.elapsed()
-    );
+    let (role, second) = kill_one_mid_run(cluster, metadata, a_pid).await;
+    eprintln!("killed a {role} holding {second:?}");
+    held.extend(second);
+    (held, sse)
+}
 
+async fn run(layout: Layout) {
+    let load = Load::from_env();
+    let started_at = std::time::Instant::now();
+    let (mut cluster, metadata, prefix) = start_cluster(layout).await;
+    // Process A: its API carries the SSE client; it is never killed.
+    let a_base = cluster.processes[0].base.clone().expect("an API");
+    let mut jobs = Vec::new();
+    let (killed, sse) = run_with_kills(&mut cluster, &metadata, &load, &mut jobs).await;
     let all = load.jobs as i64;
     eventually(load.limit, "every job to end", || async {
         (metadata.finished().await >= all).then_some(())
     })
     .await;
     eprintln!(
-        "{layout:?}: all {all} jobs ended after {:?}",
+        "{layout:?}: {load:?} ended after {:?}",
         started_at.elapsed()
     );
 
@@ -497,13 +522,17 @@ async fn run(layout: Layout) {
     let names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
     assert!(names.contains(&"progress"), "{names:?}");
     assert_eq!(names.last(), Some(&"done"), "{names:?}");
-    assert_eq!(events.last().expect("events").2["state"], "succeeded");
+    let done = &events.last().expect("events").2;
+    assert_eq!(done["state"], "succeeded", "{done}");
 
+    let mut data = sqlx::PgConnection::connect(&cluster.data_url)
+        .await
+        .expect("the data database");
+    let client = reqwest::Client::new();
     check_exactly_once(
         &metadata, &client, &a_base, &prefix, &jobs, &mut data, &load,
     )
     .await;
-    let killed: BTreeSet<&String> = first.iter().chain(&second).collect();
     for job in jobs.iter().filter(|j| killed.contains(&j.id)) {
         let record: Value = client
             .get(format!("{a_base}{}", job.path))
@@ -518,6 +547,7 @@ async fn run(layout: Layout) {
             "a job held by a killed process counts that attempt: {record}"
         );
     }
+    let dir = cluster.dir.clone();
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
