@@ -9,8 +9,9 @@
 //!
 //! Two shapes: all-in-one (three `ferry serve`) and split (API-only `ferry serve` processes with
 //! `workers.concurrency = 0` in front of three `ferry worker`s). The default size is small enough
-//! for every `scripts/test` run; `FERRY_CHAOS=full` (set by `.ci/run`) runs the sizes:
-//! 60 jobs, exports of 300,000–600,000 rows, imports of 50,000-row files.
+//! for every `scripts/test` run; `FERRY_TEST_CHAOS=full` (set by `.ci/run`; a `FERRY_TEST_` name
+//! because `ferry` reads every other `FERRY_*` variable as configuration) runs the issue's
+//! sizes: 60 jobs, exports of 300,000–600,000 rows, imports of 50,000-row files.
 
 use crate::helpers::{Shape, eventually, incomplete_uploads, object_sizes, s3, test_settings};
 use serde_json::{Value, json};
@@ -33,7 +34,7 @@ struct Load {
 
 impl Load {
     fn from_env() -> Self {
-        if std::env::var("FERRY_CHAOS").is_ok_and(|v| v == "full") {
+        if std::env::var("FERRY_TEST_CHAOS").is_ok_and(|v| v == "full") {
             Load {
                 jobs: 60,
                 export_rows: (300_000, 600_000),
