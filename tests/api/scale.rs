@@ -111,7 +111,7 @@ struct Cluster {
 
 impl Cluster {
     /// Starts `command` with `concurrency` workers and waits until its API answers (serves).
-    async fn start(&mut self, command: &'static str, concurrency: usize) -> &Process {
+    async fn start(&mut self, command: &'static str, concurrency: usize) {
         self.started += 1;
         let dir = self.dir.join(format!("p{}", self.started));
         let port = free_port();
@@ -132,7 +132,6 @@ impl Cluster {
             base,
             works: concurrency > 0,
         });
-        self.processes.last().expect("just pushed")
     }
 
     /// The base URLs of the API processes, in start order.
@@ -143,7 +142,7 @@ impl Cluster {
             .collect()
     }
 
-    /// SIGKILLs the process with `pid`; returns its command and concurrency-relevant role.
+    /// SIGKILLs our process with `pid` and reaps it; returns its command, for a replacement.
     fn kill(&mut self, pid: u32) -> &'static str {
         let at = self
             .processes
