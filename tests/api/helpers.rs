@@ -145,9 +145,34 @@ pub fn objects(prefix: &str) -> Vec<String> {
     s3_keys(prefix, "list-type=2")
 }
 
+/// The objects under `prefix` with their sizes (the first 1,000, one listing page).
+pub fn object_sizes(prefix: &str) -> Vec<(String, u64)> {
+    let xml = s3_listing(prefix, "list-type=2");
+    xml.split("<Contents>")
+        .skip(1)
+        .filter_map(|entry| {
+            let field = |name: &str| {
+                let rest = entry.split(&format!("<{name}>")).nth(1)?;
+                rest.split(&format!("</{name}>")).next()
+            };
+            Some((field("Key")?.to_owned(), field("Size")?.parse().ok()?))
+        })
+        .collect()
+}
+
 /// `<Key>`s of a bucket listing. curl signs the query as written, so the parameters must be
 /// sorted and fully encoded: `list-type=2&prefix=…` and `prefix=…&uploads=`.
 fn s3_keys(prefix: &str, listing: &str) -> Vec<String> {
+    let xml = s3_listing(prefix, listing);
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</Key>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The XML of a bucket listing (`listing` as for [`s3_keys`]).
+fn s3_listing(prefix: &str, listing: &str) -> String {
     let s3 = s3();
     let encoded: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
     let query = if listing < "prefix" {
@@ -172,12 +197,7 @@ fn s3_keys(prefix: &str, listing: &str) -> Vec<String> {
         "listing the bucket failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let xml = String::from_utf8_lossy(&output.stdout);
-    xml.split("<Key>")
-        .skip(1)
-        .filter_map(|rest| rest.split("</Key>").next())
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A running Ferry on a random port.

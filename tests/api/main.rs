@@ -31,6 +31,7 @@ mod outages;
 mod process;
 mod queue;
 mod resumable;
+mod scale;
 mod startup;
 mod storage;
 mod webhooks;

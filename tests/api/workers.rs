@@ -66,7 +66,7 @@ pub(crate) fn start_worker(config: &std::path::Path) -> Child {
     start_ferry("worker", config)
 }
 
-fn start_ferry(command: &str, config: &std::path::Path) -> Child {
+pub(crate) fn start_ferry(command: &str, config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([command, "--config"])
         .arg(config)
