@@ -181,7 +181,7 @@ impl<'a> State<'a> {
             self.settings.compression,
             self.settings.encoding.encoding(),
         );
-        let mut input = match opened {
+        let input = match opened {
             Ok((input, encoding)) => {
                 self.decoded_from = (encoding != encoding_rs::UTF_8).then(|| encoding.name());
                 input
@@ -191,15 +191,12 @@ impl<'a> State<'a> {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut records = Vec::with_capacity(1024);
         let mut first = true;
+        let mut reads = Reads::new(input);
         loop {
             if stop.is_cancelled() {
                 return Err(LoadError::Stopped);
             }
-            let n = if first {
-                read_sample(&mut input, &mut buf)?
-            } else {
-                read_some(&mut input, &mut buf)?
-            };
+            let n = reads.next(&mut buf)?;
             let chunk = buf.get(..n).unwrap_or_default();
             if first && n > 0 && !looks_like_text(chunk) {
                 return Err(self.fail_mapping(producer_error(
@@ -545,24 +542,63 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// The reads of a file: the first one a sample ([`read_sample`]), then as the input gives.
+pub(super) struct Reads<R> {
+    input: R,
+    first: bool,
+    /// A failure of the sample's reads, returned in place of the next read.
+    deferred: Option<LoadError>,
+}
+
+impl<R: Read> Reads<R> {
+    pub(super) fn new(input: R) -> Self {
+        Self {
+            input,
+            first: true,
+            deferred: None,
+        }
+    }
+
+    /// The next bytes into `buf`; 0 at the end of the file.
+    pub(super) fn next(&mut self, buf: &mut [u8]) -> Result<usize, LoadError> {
+        if std::mem::take(&mut self.first) {
+            let (n, failure) = read_sample(&mut self.input, buf)?;
+            self.deferred = failure;
+            return Ok(n);
+        }
+        match self.deferred.take() {
+            Some(failure) => Err(failure),
+            None => read_some(&mut self.input, buf),
+        }
+    }
+}
+
 /// The first read: at least [`TEXT_SAMPLE_BYTES`] unless the file is shorter, however little
 /// each read of the input gives (the decompressor's or the decoder's), so that the sample
-/// [`looks_like_text`] judges is a real one.
-pub(super) fn read_sample(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+/// [`looks_like_text`] judges is a real one. A read that fails after some bytes ends the sample
+/// early and its error is handed back beside them, to be returned in place of the next read.
+fn read_sample(
+    input: &mut impl Read,
+    buf: &mut [u8],
+) -> Result<(usize, Option<LoadError>), LoadError> {
     let mut filled = 0;
     while filled < TEXT_SAMPLE_BYTES {
         let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
             break;
         };
-        match read_some(input, rest)? {
-            0 => break,
-            n => filled += n,
+        match read_some(input, rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            // What was read before a failure is still the file's start: it is loaded first
+            // (a chunked import commits what it can), and the failure comes after it.
+            Err(error) if filled > 0 => return Ok((filled, Some(error))),
+            Err(error) => return Err(error),
         }
     }
-    Ok(filled)
+    Ok((filled, None))
 }
 
-pub(super) fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
+fn read_some(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, LoadError> {
     loop {
         match input.read(buf) {
             Ok(n) => return Ok(n),
@@ -587,5 +623,40 @@ fn io_error(error: std::io::Error) -> LoadError {
             format!("reading the stored file failed: {error}"),
             true,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{READ_CHUNK, Reads};
+    use std::io::Read;
+
+    /// Gives its pieces one read each, then fails as a broken connection does.
+    struct Breaks(Vec<&'static [u8]>);
+
+    impl Read for Breaks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("the connection broke"));
+            }
+            let piece = self.0.remove(0);
+            buf[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    #[test]
+    fn a_failure_within_the_sample_comes_after_the_bytes_read_before_it() {
+        let mut reads = Reads::new(Breaks(vec![b"id\n1\n", b"2\n"]));
+        let mut buf = vec![0; READ_CHUNK];
+        assert_eq!(reads.next(&mut buf).ok(), Some(7));
+        assert_eq!(&buf[..7], b"id\n1\n2\n");
+        assert!(reads.next(&mut buf).is_err());
+    }
+
+    #[test]
+    fn a_failure_before_any_byte_is_returned_at_once() {
+        let mut reads = Reads::new(Breaks(Vec::new()));
+        assert!(reads.next(&mut vec![0; READ_CHUNK]).is_err());
     }
 }

@@ -11,7 +11,7 @@
 //! sampled: the load rejects them.
 
 use super::infer::{self, ColumnGuess, SAMPLE_RECORDS};
-use super::read::{READ_CHUNK, opened, read_sample, read_some};
+use super::read::{READ_CHUNK, Reads, opened};
 use crate::domain::ImportSpec;
 use crate::domain::import::{Mode, REPORT_COLUMNS};
 use crate::pipeline::loaders::LoadError;
@@ -23,7 +23,7 @@ use std::io::Read;
 
 /// Reads the sample of `input` and describes the table to create for `spec`.
 pub fn sample(input: impl Read + 'static, spec: &ImportSpec) -> Result<NewTable, LoadError> {
-    let (mut input, _) = opened(input, spec.compression, spec.encoding.encoding())?;
+    let (input, _) = opened(input, spec.compression, spec.encoding.encoding())?;
     let mut reader = RecordReader::new(ReaderOptions {
         delimiter: spec.delimiter,
         quote: spec.quote,
@@ -36,12 +36,9 @@ pub fn sample(input: impl Read + 'static, spec: &ImportSpec) -> Result<NewTable,
     let mut buf = vec![0u8; READ_CHUNK];
     let mut records = Vec::with_capacity(1024);
     let mut first = true;
+    let mut reads = Reads::new(input);
     loop {
-        let n = if first {
-            read_sample(&mut input, &mut buf)?
-        } else {
-            read_some(&mut input, &mut buf)?
-        };
+        let n = reads.next(&mut buf)?;
         let chunk = buf.get(..n).unwrap_or_default();
         if first && n > 0 && !looks_like_text(chunk) {
             return Err(LoadError::producer(
