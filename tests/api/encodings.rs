@@ -15,25 +15,26 @@ async fn rows(app: &TestApp, connection: &str, sql: &str) -> Vec<Vec<Option<Stri
     if connection == "local" {
         let url = app.settings.local_connection().url.expose().to_owned();
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.get::<Option<String>, _>(i))
-                    .collect()
-            })
-            .collect()
+        as_text(&sqlx::query(sql).fetch_all(&mut conn).await.unwrap())
     } else {
         let mut conn = sqlx::PgConnection::connect(&app.data_url).await.unwrap();
-        let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.get::<Option<String>, _>(i))
-                    .collect()
-            })
-            .collect()
+        as_text(&sqlx::query(sql).fetch_all(&mut conn).await.unwrap())
     }
+}
+
+/// Every column of `rows` as text (`None` for NULL).
+fn as_text<R: Row>(rows: &[R]) -> Vec<Vec<Option<String>>>
+where
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get::<Option<String>, _>(i))
+                .collect()
+        })
+        .collect()
 }
 
 /// Runs SQL on `connection`.

@@ -88,6 +88,15 @@ async fn send_part(client: &reqwest::Client, base: &str, id: &str, number: u64, 
     assert!(put.status().is_success(), "part {number}: {}", put.status());
 }
 
+/// What is left of unfinished uploads: the bucket's incomplete multipart uploads under
+/// `prefix` on S3, the part files under `dir` on the local store.
+fn leftovers(prefix: &Option<String>, dir: &std::path::Path) -> Vec<String> {
+    match prefix {
+        Some(prefix) => incomplete_uploads(prefix),
+        None => local_parts(dir),
+    }
+}
+
 /// Part files the local store still holds under `dir`.
 fn local_parts(dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -223,10 +232,10 @@ async fn an_upload_interrupted_after_two_parts_is_resumed_through_another_proces
         let count = app.data_count("SELECT count(DISTINCT id) FROM t").await;
         assert_eq!(count, rows as i64, "{shape:?}: every row once");
         assert_eq!(app.data_count("SELECT count(*) FROM t").await, rows as i64);
-        match &prefix {
-            Some(prefix) => assert_eq!(incomplete_uploads(prefix), Vec::<String>::new()),
-            None => assert_eq!(local_parts(&app.settings.data_dir), Vec::<String>::new()),
-        }
+        assert_eq!(
+            leftovers(&prefix, &app.settings.data_dir),
+            Vec::<String>::new()
+        );
         app.stop().await;
     }
 }
@@ -248,19 +257,16 @@ async fn an_abandoned_upload_is_aborted_by_the_sweeper_and_its_import_fails() {
             .unwrap()
             .to_owned();
         send_part(&app.client, &app.address, &id, 1, &file).await;
-        match &prefix {
-            Some(prefix) => assert_eq!(incomplete_uploads(prefix).len(), 1),
-            None => assert_eq!(local_parts(&app.settings.data_dir).len(), 1),
-        }
+        assert_eq!(leftovers(&prefix, &app.settings.data_dir).len(), 1);
         let job = app
             .wait_final_within(&format!("/v1/imports/{id}"), Duration::from_secs(30))
             .await;
         assert_eq!(job["state"], "failed", "{shape:?}: {job}");
         assert_eq!(job["error"]["code"], "upload_abandoned", "{job}");
-        match &prefix {
-            Some(prefix) => assert_eq!(incomplete_uploads(prefix), Vec::<String>::new()),
-            None => assert_eq!(local_parts(&app.settings.data_dir), Vec::<String>::new()),
-        }
+        assert_eq!(
+            leftovers(&prefix, &app.settings.data_dir),
+            Vec::<String>::new()
+        );
         let gone = app.get(&format!("/v1/imports/{id}/upload")).await;
         assert_eq!(
             gone.status(),
@@ -350,10 +356,10 @@ async fn a_multipart_upload_over_the_maximum_or_with_a_wrong_part_is_refused() {
             .await
             .unwrap();
         assert_eq!(job["state"], "cancelled");
-        match &prefix {
-            Some(prefix) => assert_eq!(incomplete_uploads(prefix), Vec::<String>::new()),
-            None => assert_eq!(local_parts(&app.settings.data_dir), Vec::<String>::new()),
-        }
+        assert_eq!(
+            leftovers(&prefix, &app.settings.data_dir),
+            Vec::<String>::new()
+        );
         app.stop().await;
     }
 }
