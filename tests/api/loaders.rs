@@ -581,28 +581,35 @@ async fn postgres_chunks_that_fail_are_settled_alone_and_clean_chunks_load_as_th
     };
     db.sql("CREATE TABLE t (id integer PRIMARY KEY, qty integer CHECK (qty > 0), note text)")
         .await;
-    // About 230 bytes a row: 120,000 rows make several chunks of at least 8 MiB.
+    // About 230 bytes a row: 160,000 rows make five chunks of 8 MiB (about 36,000 rows each).
+    // The first is clean; the second and third are dirty, so each is settled while the next one
+    // is received; the fourth is clean, so the fifth, received while it was settled, is settled
+    // alone. Whichever chunks the rows fall in, the outcome must be the same.
     let note = "n".repeat(200);
     let mut file = String::from("id,qty,note\n");
-    for id in 1..=120_000 {
+    for id in 1..=160_000 {
         let (id, qty) = match id {
             60_000 => (5, 1),        // a key of the first chunk, in a later one
-            110_000 => (110_000, 0), // a CHECK in the last chunk
+            80_000 => (80_000, 0),   // a CHECK in the third chunk
+            158_000 => (158_000, 0), // and one in the last
             id => (id, 1),
         };
         file.push_str(&format!("{id},{qty},{note}\n"));
     }
     let (loaded, rejects) = db.import(spec("t"), &file).await;
-    assert_eq!(lines(&rejects), [60_001, 110_001]);
+    assert_eq!(lines(&rejects), [60_001, 80_001, 158_001]);
     assert_eq!(
         rejects[0].errors,
         "constraint t_pkey: Key (id)=(5) already exists"
     );
-    assert_eq!((loaded.inserted, loaded.rejected), (119_998, 2));
+    assert_eq!((loaded.inserted, loaded.rejected), (159_997, 3));
     assert_eq!(
-        db.strings("SELECT count(*)::text || ' ' || count(DISTINCT id)::text FROM t")
-            .await,
-        ["119998 119998"]
+        db.strings(
+            "SELECT count(*)::text || ' ' || count(DISTINCT id)::text || ' ' || \
+             bool_and(qty > 0)::text FROM t"
+        )
+        .await,
+        ["159997 159997 true"]
     );
 }
 

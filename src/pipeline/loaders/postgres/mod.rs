@@ -15,7 +15,9 @@
 //! same binary COPY a clean chunk gets. (Where the constraints read a column the file does not
 //! fill, or COPY is text, the whole rows go to `ferry_rows` and the good ones in with one
 //! `INSERT … SELECT`.) Once a chunk was refused the next ones go to the temporary table first,
-//! until one comes out clean.
+//! until one comes out clean; meanwhile each chunk is received into a second spill while the one
+//! before it is settled, so that the reader's parsing and the database's work overlap as they do
+//! for clean chunks.
 //!
 //! **replace** and **upsert** copy the whole file into that temporary table, find the bad rows
 //! the same way, and then, in the same transaction, swap the rows in (`TRUNCATE` + `INSERT`) or
@@ -179,12 +181,7 @@ impl Load<'_> {
         batches: &mut LoadReceiver,
         stop: &CancellationToken,
     ) -> Result<Option<Batch>, LoadError> {
-        if self.ended {
-            return Ok(None);
-        }
-        let next = next_batch(batches, stop).await?;
-        self.ended = next.is_none();
-        Ok(next)
+        next_of(&mut self.ended, batches, stop).await
     }
 
     async fn append(
@@ -193,39 +190,64 @@ impl Load<'_> {
         batches: &mut LoadReceiver,
         stop: &CancellationToken,
     ) -> Result<u64, LoadError> {
-        let (mut loaded, mut bytes, mut savepoints, mut dirty) = (0u64, 0usize, 0u32, false);
+        let (mut loaded, mut bytes, mut chunks) = (0u64, 0usize, 0u32);
         let table = self.plan.table.qualified();
-        while let Some(first) = self.next(batches, stop).await? {
-            let limit = chunk_limit(bytes, savepoints);
-            self.spill.clear().await?;
-            let copied = if dirty {
-                bytes += self.spill_chunk(first, batches, limit, stop).await?;
-                None
-            } else {
-                execute(conn, "SAVEPOINT ferry_chunk").await?;
-                let (copied, size) = self
-                    .copy_chunk(conn, &table, first, batches, limit, stop)
-                    .await?;
-                bytes += size;
-                Some(copied)
+        // Once a chunk was refused, `held` says the spill holds a received chunk waiting to be
+        // settled; while the last settled chunk was dirty, the next one is received into
+        // `ahead` as this one is settled, so the reader and the database keep working at once.
+        let (mut held, mut dirty) = (false, false);
+        let mut ahead: Option<Spill> = None;
+        loop {
+            let limit = chunk_limit(bytes, chunks);
+            if held {
+                let (good, bad) = if dirty {
+                    let next = match &mut ahead {
+                        Some(spill) => spill,
+                        None => ahead.insert(Spill::create().await?),
+                    };
+                    let mut ended = self.ended;
+                    let (settled, size) = tokio::try_join!(
+                        self.settle_chunk(conn),
+                        receive(next, &mut ended, batches, limit, stop)
+                    )?;
+                    self.ended = ended;
+                    held = next.rows > 0;
+                    if held {
+                        std::mem::swap(&mut self.spill, next);
+                        bytes += size;
+                        chunks += 1;
+                    }
+                    settled
+                } else {
+                    held = false;
+                    self.settle_chunk(conn).await?
+                };
+                loaded += good;
+                dirty = bad > 0;
+                continue;
+            }
+            let Some(first) = self.next(batches, stop).await? else {
+                break;
             };
+            self.spill.clear().await?;
+            execute(conn, "SAVEPOINT ferry_chunk").await?;
+            let (copied, size) = self
+                .copy_chunk(conn, &table, first, batches, limit, stop)
+                .await?;
+            bytes += size;
+            chunks += 1;
             match copied {
-                Some(Copied::Clean(rows)) => {
+                Copied::Clean(rows) => {
                     execute(conn, "RELEASE SAVEPOINT ferry_chunk").await?;
                     loaded += rows;
                 }
-                refused => {
-                    if let Some(Copied::Refused(error)) = refused {
-                        tracing::info!(error = %error, "a chunk was refused; finding its bad rows");
-                        execute(conn, "ROLLBACK TO SAVEPOINT ferry_chunk").await?;
-                        execute(conn, "RELEASE SAVEPOINT ferry_chunk").await?;
-                    }
-                    let (good, bad) = self.settle_chunk(conn).await?;
-                    loaded += good;
-                    dirty = bad > 0;
+                Copied::Refused(error) => {
+                    tracing::info!(error = %error, "a chunk was refused; finding its bad rows");
+                    execute(conn, "ROLLBACK TO SAVEPOINT ferry_chunk").await?;
+                    execute(conn, "RELEASE SAVEPOINT ferry_chunk").await?;
+                    (held, dirty) = (true, true);
                 }
             }
-            savepoints += 1;
         }
         Ok(loaded)
     }
@@ -303,27 +325,41 @@ impl Load<'_> {
         copy.send(self.format.trailer()).await?;
         Ok((finished(copy.finish().await, rows)?, size))
     }
+}
 
-    /// Takes one chunk into the spill only (the chunk goes to `ferry_rows` from there).
-    async fn spill_chunk(
-        &mut self,
-        first: Batch,
-        batches: &mut LoadReceiver,
-        limit: usize,
-        stop: &CancellationToken,
-    ) -> Result<usize, LoadError> {
-        let mut size = 0;
-        let mut next = Some(first);
-        while let Some(batch) = next {
-            size += batch.data.len();
-            self.spill.write(&batch).await?;
-            if size >= limit {
-                break;
-            }
-            next = self.next(batches, stop).await?;
-        }
-        Ok(size)
+/// The next batch; `None` at the end of the file (`ended` then set), and after it.
+async fn next_of(
+    ended: &mut bool,
+    batches: &mut LoadReceiver,
+    stop: &CancellationToken,
+) -> Result<Option<Batch>, LoadError> {
+    if *ended {
+        return Ok(None);
     }
+    let next = next_batch(batches, stop).await?;
+    *ended = next.is_none();
+    Ok(next)
+}
+
+/// Receives the next chunk, up to `limit` bytes, into `spill` (emptied first); returns its size,
+/// 0 at the end of the file.
+async fn receive(
+    spill: &mut Spill,
+    ended: &mut bool,
+    batches: &mut LoadReceiver,
+    limit: usize,
+    stop: &CancellationToken,
+) -> Result<usize, LoadError> {
+    spill.clear().await?;
+    let mut size = 0;
+    while size < limit {
+        let Some(batch) = next_of(ended, batches, stop).await? else {
+            break;
+        };
+        size += batch.data.len();
+        spill.write(&batch).await?;
+    }
+    Ok(size)
 }
 
 /// How a COPY of `rows` rows ended: a refused row is for the caller to handle, any other error

@@ -50,8 +50,11 @@ impl Load<'_> {
             .filter(|c| !c.nullable && !c.generated && !identity.contains(&c.name))
             .map(|c| c.name.clone())
             .collect();
+        // The set queries' estimated costs (a probe per row) would make PostgreSQL compile
+        // them with JIT, which costs more than the queries themselves.
         let mut sql = format!(
-            "CREATE TEMP TABLE ferry_rows (LIKE {table} INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP;
+            "SET LOCAL jit = off;
+             CREATE TEMP TABLE ferry_rows (LIKE {table} INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP;
              ALTER TABLE ferry_rows ADD COLUMN ferry_line bigint;
              CREATE TEMP TABLE ferry_bad (line bigint NOT NULL, reason text NOT NULL) ON COMMIT DROP;"
         );
@@ -165,7 +168,6 @@ impl Load<'_> {
         };
         execute(conn, "TRUNCATE ferry_keys, ferry_bad").await?;
         self.keys_from_spill(conn, keep).await?;
-        execute(conn, "ANALYZE ferry_keys").await?;
         // A NOT NULL column the file does not fill takes the table's default, which
         // `ferry_keys` does not know: the COPY below finds out.
         let not_null = scratch
