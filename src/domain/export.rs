@@ -128,7 +128,7 @@ pub struct RawFile {
 #[serde(deny_unknown_fields)]
 pub struct CompressionOptions {
     /// gzip level (`csv.gz`, `jsonl.gz`) and a bundle's deflate level, 1 (fastest) to 9
-    /// (smallest), default 1; Parquet's zstd level, 1 to 22, default 3.
+    /// (smallest), default 1; Parquet's zstd level, 1 to 22, default 1.
     #[schema(minimum = 1, maximum = 22)]
     pub level: u32,
 }

@@ -539,6 +539,29 @@ async fn postgres_an_exclusion_constraint_rejects_the_overlapping_row_with_its_r
 }
 
 #[tokio::test]
+async fn postgres_a_table_that_refers_to_itself_finds_parents_in_the_table_and_in_the_file() {
+    let db = Db {
+        url: fresh_postgres().await,
+        postgres: true,
+    };
+    db.sql(
+        "CREATE TABLE nodes (id integer PRIMARY KEY, parent integer REFERENCES nodes (id));
+         INSERT INTO nodes VALUES (1, NULL);",
+    )
+    .await;
+    // 2's parent is in the table, 3's comes later in the file, 99 is nowhere.
+    let file = "id,parent\n2,1\n3,4\n4,2\n5,99\n";
+    let (loaded, rejects) = db.import(spec("nodes"), file).await;
+    assert_eq!(lines(&rejects), [5]);
+    assert_eq!(
+        rejects[0].errors,
+        "constraint nodes_parent_fkey: Key (parent)=(99) is not present in table \"nodes\""
+    );
+    assert_eq!((loaded.inserted, loaded.rejected), (3, 1));
+    assert_eq!(db.ids("nodes").await, "1,2,3,4");
+}
+
+#[tokio::test]
 async fn postgres_a_refusal_no_query_foresees_in_a_binary_load_is_found_beside_the_foreseen_ones() {
     let db = Db {
         url: fresh_postgres().await,
