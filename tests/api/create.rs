@@ -16,20 +16,13 @@ macro_rules! both {
         mod postgres {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(crate::loaders::Db {
-                    url: crate::helpers::fresh_postgres().await,
-                    postgres: true,
-                })
-                .await;
+                super::$name(crate::loaders::Db::postgres().await).await;
             })*
         }
         mod sqlite {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(crate::loaders::Db {
-                    url: crate::helpers::fresh_sqlite(),
-                    postgres: false,
-                })
+                super::$name(crate::loaders::Db::sqlite())
                 .await;
             })*
         }

@@ -27,6 +27,22 @@ pub struct Db {
 }
 
 impl Db {
+    /// A database of its own on the test PostgreSQL server.
+    pub async fn postgres() -> Self {
+        Self {
+            url: fresh_postgres().await,
+            postgres: true,
+        }
+    }
+
+    /// A database file of its own for SQLite.
+    pub fn sqlite() -> Self {
+        Self {
+            url: fresh_sqlite(),
+            postgres: false,
+        }
+    }
+
     pub async fn sql(&self, sql: &str) {
         match connect(&self.url).await.unwrap() {
             TargetConn::Postgres(mut c) => {
@@ -158,13 +174,13 @@ macro_rules! conformance {
         mod postgres {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(super::Db { url: super::fresh_postgres().await, postgres: true }).await;
+                super::$name(super::Db::postgres().await).await;
             })*
         }
         mod sqlite {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(super::Db { url: super::fresh_sqlite(), postgres: false }).await;
+                super::$name(super::Db::sqlite()).await;
             })*
         }
     };
@@ -514,10 +530,7 @@ async fn a_key_the_database_fills_does_not_make_rows_of_a_refused_chunk_collide(
 
 #[tokio::test]
 async fn postgres_an_exclusion_constraint_rejects_the_overlapping_row_with_its_reason() {
-    let db = Db {
-        url: fresh_postgres().await,
-        postgres: true,
-    };
+    let db = Db::postgres().await;
     // `tsrange` has no binary encoder here: this load goes as text COPY.
     db.sql(
         "CREATE TABLE rooms (id integer PRIMARY KEY, during tsrange,
@@ -540,10 +553,7 @@ async fn postgres_an_exclusion_constraint_rejects_the_overlapping_row_with_its_r
 
 #[tokio::test]
 async fn postgres_a_table_that_refers_to_itself_finds_parents_in_the_table_and_in_the_file() {
-    let db = Db {
-        url: fresh_postgres().await,
-        postgres: true,
-    };
+    let db = Db::postgres().await;
     db.sql(
         "CREATE TABLE nodes (id integer PRIMARY KEY, parent integer REFERENCES nodes (id));
          INSERT INTO nodes VALUES (1, NULL);",
@@ -563,10 +573,7 @@ async fn postgres_a_table_that_refers_to_itself_finds_parents_in_the_table_and_i
 
 #[tokio::test]
 async fn postgres_a_refusal_no_query_foresees_in_a_binary_load_is_found_beside_the_foreseen_ones() {
-    let db = Db {
-        url: fresh_postgres().await,
-        postgres: true,
-    };
+    let db = Db::postgres().await;
     // Every column goes as binary COPY, so the bad rows are first looked for in the narrow
     // temporary table; the exclusion constraint is not among what the set queries know, so the
     // copy of the good rows is refused and the chunk is settled row by row.
@@ -598,10 +605,7 @@ async fn postgres_a_refusal_no_query_foresees_in_a_binary_load_is_found_beside_t
 
 #[tokio::test]
 async fn postgres_chunks_that_fail_are_settled_alone_and_clean_chunks_load_as_they_are() {
-    let db = Db {
-        url: fresh_postgres().await,
-        postgres: true,
-    };
+    let db = Db::postgres().await;
     db.sql("CREATE TABLE t (id integer PRIMARY KEY, qty integer CHECK (qty > 0), note text)")
         .await;
     // About 230 bytes a row: 160,000 rows make five chunks of 8 MiB (about 36,000 rows each).
