@@ -141,6 +141,41 @@ impl Storage {
             .boxed())
     }
 
+    /// The object at `key` from byte `offset` on (nothing when it has no more bytes), as
+    /// [`Storage::read`] gives it: a chunked import's retry enters the file at its checkpoint.
+    pub async fn read_from(
+        &self,
+        key: &ObjectKey,
+        offset: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        if offset == 0 {
+            return self.read(key).await;
+        }
+        let size = self
+            .size(key)
+            .await?
+            .ok_or_else(|| StorageError::NotFound {
+                key: key.as_str().to_owned(),
+            })?;
+        if offset >= size {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Offset(offset)),
+            ..Default::default()
+        };
+        let result = self
+            .store()
+            .get_opts(&key.path(), options)
+            .await
+            .map_err(|e| StorageError::from_store(key.as_str(), e))?;
+        let key = key.as_str().to_owned();
+        Ok(result
+            .into_stream()
+            .map_err(move |e| StorageError::from_store(&key, e))
+            .boxed())
+    }
+
     /// The first `len` bytes of the object at `key`, which must be at least that long (ask
     /// [`Storage::size`] first).
     pub async fn read_head(&self, key: &ObjectKey, len: u64) -> Result<Bytes, StorageError> {

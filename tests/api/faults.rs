@@ -2,7 +2,7 @@
 //! After the retry the table holds every valid row exactly once.
 
 use crate::helpers::{Shape, TestApp, eventually, spawn_with, test_settings};
-use crate::workers::{Processes, config_file, lease_owner_pid, start_worker};
+use crate::workers::{Processes, config_file, lease_owner_pid, start_worker, start_worker_logging};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -226,7 +226,12 @@ async fn a_worker_killed_after_two_chunks_is_replaced_and_the_other_resumes_the_
     let dir = settings.data_dir.join("workers");
     let config = config_file(&settings, &data_url, &dir, "");
     let app = spawn_with(settings.clone(), data_url, prefix).await;
-    let mut workers = Processes(vec![start_worker(&config), start_worker(&config)]);
+    let logs = [dir.join("worker-1.log"), dir.join("worker-2.log")];
+    let filter = "warn,ferry::pipeline::import=info";
+    let mut workers = Processes(vec![
+        start_worker_logging(&config, &logs[0], filter),
+        start_worker_logging(&config, &logs[1], filter),
+    ]);
     let id = start_chunked_import(&app).await;
     let owner = eventually(Duration::from_secs(20), "the lease owner", || {
         lease_owner_pid(&settings)
@@ -253,6 +258,30 @@ async fn a_worker_killed_after_two_chunks_is_replaced_and_the_other_resumes_the_
     assert_eq!(job["result"]["rows_rejected"], 1);
     assert_eq!(job["result"]["chunks_committed"], CHUNKED_ROWS / CHUNK_ROWS);
     assert!(job["result"].get("rows_kept").is_none(), "{job}");
+    // The survivor read the header, then entered the file right after the last committed row.
+    let survivor = std::fs::read_to_string(&logs[1 - victim]).unwrap();
+    let entered: Vec<Value> = survivor
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["message"] == "entering the stored file at the checkpoint")
+        .collect();
+    assert_eq!(entered.len(), 1, "{survivor}");
+    let (offset, line) = (&entered[0]["offset"], &entered[0]["line"]);
+    let rows = line.as_u64().unwrap() - 2;
+    assert!(
+        rows >= 2 * CHUNK_ROWS as u64 && rows % CHUNK_ROWS as u64 == 0,
+        "entered after row {rows}"
+    );
+    let before = csv_of(CHUNKED_ROWS)
+        .split(|&b| b == b'\n')
+        .take(rows as usize + 1)
+        .map(|line| line.len() as u64 + 1)
+        .sum::<u64>();
+    assert_eq!(
+        offset.as_u64(),
+        Some(before),
+        "the byte after row {rows}'s line break"
+    );
     assert_eq!(
         app.data_count("SELECT count(*) FROM chunked").await,
         CHUNKED_ROWS as i64

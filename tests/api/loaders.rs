@@ -6,8 +6,10 @@ use crate::helpers::{fresh_postgres, fresh_sqlite};
 use ferry::config::{ConnectionSettings, Secret, Settings};
 use ferry::domain::{ImportRequest, Progress};
 use ferry::jobs::import::prepare::{Creation, Prepared, connect, created, prepare};
+use ferry::pipeline::import::read::Reopen;
 use ferry::pipeline::import::{Loaded, Run, run};
 use ferry::pipeline::loaders::{Checkpoint, LoadError, TargetConn};
+use ferry::pipeline::records::ResumePoint;
 use ferry::pipeline::rejects::{Rejected, Rejects};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -102,6 +104,20 @@ impl Db {
         sample: Option<Vec<u8>>,
         stop: CancellationToken,
     ) -> (Result<Loaded, LoadError>, Vec<Rejected>, Prepared) {
+        self.import_reopening(job, spec, file, sample, stop, None)
+            .await
+    }
+
+    /// As [`Db::import_with`], with `reopen` to open the file again at an offset.
+    async fn import_reopening(
+        &self,
+        job: &str,
+        spec: Value,
+        file: impl Read + Send + 'static,
+        sample: Option<Vec<u8>>,
+        stop: CancellationToken,
+        reopen: Option<Reopen>,
+    ) -> (Result<Loaded, LoadError>, Vec<Rejected>, Prepared) {
         let mut settings = Settings::default();
         settings.connections.insert(
             "main".into(),
@@ -144,6 +160,7 @@ impl Db {
                 header,
                 progress: tokio::sync::watch::channel(Progress::default()).0,
                 stop,
+                reopen,
             },
         )
         .await;
@@ -204,6 +221,8 @@ conformance!(
     a_key_the_database_fills_does_not_make_rows_of_a_refused_chunk_collide,
     a_chunked_load_commits_every_chunk_with_its_checkpoint,
     a_chunked_retry_resumes_after_its_last_checkpoint_and_loads_no_row_twice,
+    a_chunked_retry_enters_the_file_at_the_checkpoint_byte_offset,
+    a_checkpoint_table_of_an_earlier_version_gets_the_offset_columns,
 );
 
 async fn append_loads_every_row_once_and_records_the_job(db: Db) {
@@ -663,7 +682,8 @@ async fn a_chunked_load_commits_every_chunk_with_its_checkpoint(db: Db) {
             line: 11,
             rows: 8,
             rejected: 2,
-            chunks: 3
+            chunks: 3,
+            resume: None,
         })
     );
     assert_eq!(loader.already_loaded(&job).await.unwrap(), Some(8));
@@ -689,7 +709,10 @@ impl Read for BreaksAfter {
         if self.pieces.is_empty() {
             return Err(std::io::Error::other("the connection broke"));
         }
-        let piece = self.pieces.remove(0);
+        let mut piece = self.pieces.remove(0);
+        if piece.len() > buf.len() {
+            self.pieces.insert(0, piece.split_off(buf.len()));
+        }
         buf[..piece.len()].copy_from_slice(&piece);
         Ok(piece.len())
     }
@@ -720,6 +743,7 @@ async fn a_chunked_retry_resumes_after_its_last_checkpoint_and_loads_no_row_twic
         rows: 4,
         rejected: 1,
         chunks: 2,
+        resume: None,
     };
     assert_eq!(loader.checkpoint(&job).await.unwrap(), Some(kept));
     // max_errors counts the committed chunks' rejects: one more is one too many.
@@ -749,4 +773,135 @@ async fn a_chunked_retry_resumes_after_its_last_checkpoint_and_loads_no_row_twic
     assert_eq!(lines(&rejects), [8]);
     assert_eq!(db.ids("t").await, "1,2,3,4,5,6");
     assert_eq!(loader.already_loaded(&job).await.unwrap(), Some(6));
+}
+
+/// A chunked load of 150,000 rows in CRLF lines, with a record over two lines and rejects
+/// before and after the checkpoint: the file's bytes, and the offset and line of the CR that
+/// ends row 100,000 (the end of the second chunk).
+fn crlf_file() -> (Vec<u8>, ResumePoint, u64) {
+    let mut file = b"id,v\r\n".to_vec();
+    let (mut line, mut checkpoint, mut bad_line) = (2, None, 0);
+    for id in 1..=150_000u64 {
+        match id {
+            500 => {
+                file.extend_from_slice(b"500,\"two\r\nlines\"\r\n");
+                line += 2;
+                continue;
+            }
+            40_000 => file.extend_from_slice(b"x,bad before\r\n"),
+            120_000 => {
+                bad_line = line;
+                file.extend_from_slice(b"y,bad after\r\n");
+            }
+            _ => {}
+        }
+        if matches!(id, 40_000 | 120_000) {
+            line += 1;
+        }
+        file.extend_from_slice(format!("{id},value {id}").as_bytes());
+        if id == 100_000 {
+            checkpoint = Some(ResumePoint {
+                offset: file.len() as u64,
+                line,
+            });
+        }
+        file.extend_from_slice(b"\r\n");
+        line += 1;
+    }
+    (
+        file,
+        checkpoint.expect("row 100,000 is in the file"),
+        bad_line,
+    )
+}
+
+async fn a_chunked_retry_enters_the_file_at_the_checkpoint_byte_offset(db: Db) {
+    db.sql("CREATE TABLE t (id integer, v text)").await;
+    let job = uuid::Uuid::new_v4().to_string();
+    let chunked = json!({"target": {"table": "t"}, "max_errors": 10,
+        "commit": "chunked", "chunk_rows": 50_000});
+    let (file, point, bad_line) = crlf_file();
+    // The first attempt dies in the third chunk (about 2.3 of 2.6 MB read).
+    let broken = BreaksAfter {
+        pieces: file[..2_300_000]
+            .chunks(64 * 1024)
+            .map(<[u8]>::to_vec)
+            .collect(),
+    };
+    let (result, _) = db
+        .import_as(&job, chunked.clone(), broken, CancellationToken::new())
+        .await;
+    assert!(result.is_err(), "{result:?}");
+    let mut loader = connect(&db.url).await.unwrap().into_loader();
+    let checkpoint = loader.checkpoint(&job).await.unwrap().unwrap();
+    assert_eq!(
+        (checkpoint.rows, checkpoint.rejected, checkpoint.chunks),
+        (100_000, 1, 2)
+    );
+    assert_eq!(checkpoint.line, point.line);
+    assert_eq!(checkpoint.resume, Some(point), "the CR after row 100,000");
+    // The retry reads the header from a file that breaks after its first 64 KiB, then reads
+    // on from where `reopen` opens it: reading through would fail.
+    let start = BreaksAfter {
+        pieces: vec![file[..64 * 1024].to_vec()],
+    };
+    let (offsets, seen) = (
+        std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+        file.clone(),
+    );
+    let asked = offsets.clone();
+    let reopen: Reopen = Box::new(move |offset| {
+        asked.lock().unwrap().push(offset);
+        let rest = seen[offset as usize..].to_vec();
+        Ok(Box::new(std::io::Cursor::new(rest)) as Box<dyn Read + Send>)
+    });
+    let (result, rejects, _) = db
+        .import_reopening(
+            &job,
+            chunked,
+            start,
+            None,
+            CancellationToken::new(),
+            Some(reopen),
+        )
+        .await;
+    let loaded = result.unwrap();
+    assert_eq!(*offsets.lock().unwrap(), [point.offset]);
+    assert_eq!(
+        (loaded.inserted, loaded.rejected, loaded.chunks),
+        (150_000, 2, 3)
+    );
+    // Lines counted on from the checkpoint: the reject after it is on its own line.
+    assert_eq!(lines(&rejects), [bad_line]);
+    let counts = db
+        .strings("SELECT CAST(count(*) AS text) || ' ' || CAST(count(DISTINCT id) AS text) FROM t")
+        .await;
+    assert_eq!(counts, ["150000 150000"]);
+    assert_eq!(
+        db.strings("SELECT v FROM t WHERE id = 500").await,
+        ["two\r\nlines"]
+    );
+}
+
+async fn a_checkpoint_table_of_an_earlier_version_gets_the_offset_columns(db: Db) {
+    db.sql(
+        "CREATE TABLE ferry_import_checkpoint (job_id text PRIMARY KEY, line bigint NOT NULL, \
+         rows bigint NOT NULL, rejected bigint NOT NULL, chunks bigint NOT NULL); \
+         INSERT INTO ferry_import_checkpoint VALUES ('earlier', 7, 6, 0, 2); \
+         CREATE TABLE t (id integer, v text);",
+    )
+    .await;
+    let chunked = json!({"target": {"table": "t"}, "commit": "chunked", "chunk_rows": 2});
+    let (loaded, _) = db.import(chunked, "id,v\n1,a\n2,b\n3,c\n").await;
+    assert_eq!((loaded.inserted, loaded.chunks), (3, 2));
+    let mut loader = connect(&db.url).await.unwrap().into_loader();
+    let earlier = loader.checkpoint("earlier").await.unwrap().unwrap();
+    assert_eq!((earlier.line, earlier.rows, earlier.resume), (7, 6, None));
+    assert_eq!(
+        db.strings(
+            "SELECT CAST(count(*) AS text) FROM ferry_import_checkpoint WHERE byte_offset IS NULL"
+        )
+        .await,
+        ["2"]
+    );
 }

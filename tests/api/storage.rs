@@ -197,6 +197,41 @@ fn without_param(url: &str, name: &str) -> String {
     parsed.to_string()
 }
 
+/// Every byte of `stream`.
+async fn collect(
+    mut stream: futures::stream::BoxStream<'static, Result<Bytes, StorageError>>,
+) -> Vec<u8> {
+    let mut all = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        all.extend_from_slice(&chunk.unwrap());
+    }
+    all
+}
+
+/// What a chunked import's retry reads: the stored file from its checkpoint's byte offset on.
+async fn a_file_read_from_an_offset_is_its_tail(backend: Backend) {
+    let storage = &backend.storage;
+    let key = new_key("upload");
+    let data = pseudo_random(PART_SIZE as usize + 4321, 11);
+    put(storage, &key, &data).await;
+    for offset in [0, 1, 65_536, PART_SIZE + 1, data.len() as u64 - 1] {
+        let tail = collect(storage.read_from(&key, offset).await.unwrap()).await;
+        assert_eq!(tail, data[offset as usize..], "from {offset}");
+    }
+    // At (or past) the end there is nothing more to read, which is no error.
+    for offset in [data.len() as u64, data.len() as u64 + 10] {
+        assert!(
+            collect(storage.read_from(&key, offset).await.unwrap())
+                .await
+                .is_empty()
+        );
+    }
+    assert!(matches!(
+        storage.read_from(&new_key("missing"), 5).await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
 /// Asserts a refused link: `403`, and for Ferry's own links a problem body with `code`.
 async fn assert_refused(backend: &Backend, url: &str, code: &str) {
     assert_refused_with(backend, url, code, &[StatusCode::FORBIDDEN]).await;
@@ -547,6 +582,7 @@ conformance!(
     an_expired_link_is_refused,
     keys_that_could_leave_the_store_are_refused,
     ping_answers_when_the_store_is_up,
+    a_file_read_from_an_offset_is_its_tail,
 );
 
 #[tokio::test]

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A TOML file for `ferry` processes sharing the test app's metadata database and bucket.
-/// `top` goes before the first table (e.g. `listen = …`).
+/// `top` goes before the first table (e.g. `listen = …`). The lease is 5 s: short, so that a
+/// killed worker's job is rescued soon, yet long enough that a live worker starved of CPU by
+/// the tests beside it (on two cores) still renews it in time.
 pub(crate) fn config_file(
     settings: &ferry::config::Settings,
     data_url: &str,
@@ -27,7 +29,7 @@ access_key_id = "{key}"
 secret_access_key = "{secret}"
 part_size = "5MiB"
 [workers]
-lease = "2s"
+lease = "5s"
 poll_interval = "200ms"
 backoff_base = "100ms"
 backoff_cap = "500ms"
@@ -76,6 +78,23 @@ pub(crate) fn start_ferry(command: &str, config: &std::path::Path) -> Child {
         )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ferry worker")
+}
+
+/// A `ferry worker` whose log, filtered by `filter` and in JSON, goes to the file `log`.
+pub(crate) fn start_worker_logging(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    filter: &str,
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["worker", "--config"])
+        .arg(config)
+        .env("FERRY_LOG", filter)
+        .env("FERRY_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create the worker's log"))
         .spawn()
         .expect("start ferry worker")
 }

@@ -9,6 +9,7 @@ use super::error::{from_source, from_storage, invalid_spec};
 use crate::config::Settings;
 use crate::config::is_postgres;
 use crate::domain::{CreatedTable, ImportRequest, ImportResult, ImportSpec, Job};
+use crate::pipeline::import::read::Reopen;
 use crate::pipeline::import::sample::sample;
 use crate::pipeline::import::{self, Creation, Loaded, Prepared, Run};
 use crate::pipeline::loaders::{LoadError, Loader};
@@ -19,6 +20,7 @@ use crate::storage::{Storage, StorageError, import_key};
 use futures::TryStreamExt;
 use prepare::{PrepareError, connect, created, prepare};
 use serde_json::Value;
+use std::io::Read;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -187,6 +189,21 @@ impl ImportHandler {
         )))
     }
 
+    /// Opens the stored upload again from a byte offset, on the reader's (blocking) thread:
+    /// a chunked import's retry enters the file at its checkpoint.
+    fn reopener(&self, job: &Job) -> Reopen {
+        let storage = self.storage.clone();
+        let upload = import_key(&job.tenant, job.id, "upload");
+        let handle = tokio::runtime::Handle::current();
+        Box::new(move |offset| {
+            let stream = handle
+                .block_on(storage.read_from(&upload, offset))
+                .map_err(std::io::Error::other)?;
+            let reader = StreamReader::new(stream.map_err(std::io::Error::other));
+            Ok(Box::new(SyncIoBridge::new_with_handle(reader, handle)) as Box<dyn Read + Send>)
+        })
+    }
+
     /// Samples the upload for the table this import creates (a first, bounded read of the
     /// file; the load reads it again from the start).
     async fn infer_table(
@@ -239,6 +256,7 @@ impl ImportHandler {
             header: header_tx,
             progress: ctx.progress.clone(),
             stop: ctx.stop.clone(),
+            reopen: Some(self.reopener(job)),
         };
         let loaded = import::run(input, loader, run).await;
         let report = report

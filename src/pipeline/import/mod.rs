@@ -21,7 +21,7 @@ use crate::pipeline::loaders::{
 };
 use crate::pipeline::rejects::Rejects;
 use crate::pipeline::validate::ColumnRule;
-use read::{Outputs, ReadSettings, Target};
+use read::{Outputs, ReadSettings, Reopen, Target};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
@@ -77,6 +77,9 @@ pub struct Run<'a> {
     pub header: oneshot::Sender<Vec<String>>,
     pub progress: watch::Sender<Progress>,
     pub stop: CancellationToken,
+    /// Opens the file again from a byte offset, for a chunked import's retry to enter it at
+    /// its checkpoint; without it the retry reads the file from the start and skips lines.
+    pub reopen: Option<Reopen>,
 }
 
 /// How a run ended.
@@ -93,8 +96,9 @@ pub struct Loaded {
 
 /// Reads `input` and loads it through `loader`: in one transaction, or, for
 /// `"commit": "chunked"`, in chunks of `chunk_rows` rows, each committed with its checkpoint.
-/// A chunked run that finds a checkpoint of its job re-reads the file from the start and skips
-/// the records up to the checkpoint's line, so no row is loaded (or rejected) twice.
+/// A chunked run that finds a checkpoint of its job reads the header, then enters the file at
+/// the checkpoint's byte offset (with `run.reopen`, when the checkpoint has one) or else reads
+/// on and skips the records up to the checkpoint's line: no row is loaded (or rejected) twice.
 pub async fn run(
     input: impl Read + Send + 'static,
     loader: &mut dyn Loader,
@@ -122,8 +126,10 @@ pub async fn run(
         encoding: run.spec.encoding,
         compression: run.spec.compression,
         skip_through: start.line,
+        resume: start.resume,
         chunk_rows: run.spec.chunk_rows,
     };
+    let reopen = run.reopen;
     let (table, rules, mapping, stop) = (
         run.prepared.table.clone(),
         run.prepared.rules.clone(),
@@ -151,7 +157,7 @@ pub async fn run(
             fields: &fields,
             encoder,
         };
-        span.in_scope(|| read::read(input, &settings, &target, outputs, &stop))
+        span.in_scope(|| read::read(input, reopen, &settings, &target, outputs, &stop))
     });
     let mapping = match mapping_rx.await {
         Ok(Ok(mapping)) => mapping,
@@ -256,6 +262,7 @@ async fn forward_chunk(batches: &mut LoadReceiver, tx: LoadSender, end: &Mutex<C
                 if let Ok(mut end) = end.lock() {
                     if let Some(row) = batch.rows.last() {
                         end.checkpoint.line = row.line;
+                        end.checkpoint.resume = batch.resume;
                     }
                     end.checkpoint.rejected += batch.rejected;
                     end.rows += batch.rows.len() as u64;

@@ -13,8 +13,8 @@ use crate::pipeline::loaders::{
     Batch, BatchRow, EncoderFactory, LoadError, LoadSender, RowEncoder, push_fields,
 };
 use crate::pipeline::records::{
-    Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, TEXT_SAMPLE_BYTES,
-    looks_like_text,
+    Broken, Fields, ReaderOptions, Record, RecordKind, RecordReader, ResumePoint,
+    TEXT_SAMPLE_BYTES, looks_like_text,
 };
 use crate::pipeline::rejects::{Rejected, Rejects};
 use crate::pipeline::validate::ColumnRule;
@@ -38,6 +38,10 @@ const REJECTS_BATCH: usize = 256;
 /// The header and its mapping, sent before any batch.
 pub type MappingResult = Result<Mapping, LoadError>;
 
+/// Opens the stored file again from a byte offset, on the reader's thread: a chunked import's
+/// retry reads the header from the start, then enters the file at its checkpoint.
+pub type Reopen = Box<dyn FnOnce(u64) -> std::io::Result<Box<dyn Read + Send>> + Send>;
+
 /// How to read the file.
 #[derive(Debug, Clone)]
 pub struct ReadSettings {
@@ -50,6 +54,10 @@ pub struct ReadSettings {
     /// Records up to this line are skipped unread (a chunked import's retry resumes after its
     /// last checkpoint); 0 skips nothing.
     pub skip_through: u64,
+    /// Where the records after `skip_through` begin, if the checkpoint knows: once the header
+    /// is read, the file is opened again there (with [`Reopen`]) rather than read through.
+    /// Only a file that is neither gzip nor decoded from another encoding is entered so.
+    pub resume: Option<ResumePoint>,
     /// For a chunked import, rows per chunk: a batch ends at each chunk's last row, marked
     /// [`Batch::chunk_end`].
     pub chunk_rows: Option<u64>,
@@ -81,6 +89,7 @@ pub struct Target<'a> {
 /// the loader last.
 pub fn read(
     input: impl Read + 'static,
+    reopen: Option<Reopen>,
     settings: &ReadSettings,
     target: &Target<'_>,
     outputs: Outputs,
@@ -88,6 +97,7 @@ pub fn read(
 ) -> Result<u64, LoadError> {
     let batches = outputs.batches.clone();
     let mut state = State::new(settings, target, outputs);
+    state.jump = settings.resume.zip(reopen);
     let result = state.run(input, stop);
     // The loader commits only on an explicit end of the file; anything else rolls it back.
     let last = match &result {
@@ -130,15 +140,16 @@ struct State<'a> {
     /// The encoding's name when the file is decoded (not UTF-8): fields holding
     /// [`MALFORMED`] are rejected naming it.
     decoded_from: Option<&'static str>,
+    /// Whether the reader's offsets are the stored file's (neither gzip nor decoded), so that
+    /// rows' resume points may go into checkpoints.
+    plain: bool,
+    /// Where to enter the file once the header is read, and how.
+    jump: Option<(ResumePoint, Reopen)>,
 }
 
 impl<'a> State<'a> {
     fn new(settings: &'a ReadSettings, target: &'a Target<'a>, mut outputs: Outputs) -> Self {
-        let mut reader = RecordReader::new(ReaderOptions {
-            delimiter: settings.delimiter,
-            quote: settings.quote,
-            ..ReaderOptions::default()
-        });
+        let mut reader = RecordReader::new(reader_options(settings));
         // Records parsed in the same chunk as the header already need its field count.
         if settings.header {
             reader.expect_header_fields();
@@ -164,6 +175,8 @@ impl<'a> State<'a> {
             chunk_passed: 0,
             bytes: Arc::new(AtomicU64::new(0)),
             decoded_from: None,
+            plain: false,
+            jump: None,
         }
     }
 
@@ -182,9 +195,14 @@ impl<'a> State<'a> {
             self.settings.encoding.encoding(),
         );
         let input = match opened {
-            Ok((input, encoding)) => {
-                self.decoded_from = (encoding != encoding_rs::UTF_8).then(|| encoding.name());
-                input
+            Ok(opened) => {
+                let utf8 = opened.encoding == encoding_rs::UTF_8;
+                self.decoded_from = (!utf8).then(|| opened.encoding.name());
+                self.plain = utf8 && !opened.gzip;
+                if !self.plain {
+                    self.jump = None;
+                }
+                opened.text
             }
             Err(error) => return Err(self.fail_mapping(error)),
         };
@@ -211,8 +229,21 @@ impl<'a> State<'a> {
             } else {
                 self.reader.feed(chunk, &mut records);
             }
-            for record in records.drain(..) {
+            let mut pending = records.drain(..);
+            for record in pending.by_ref() {
                 self.record(record)?;
+                if self.mapping.is_some() && self.jump.is_some() {
+                    break;
+                }
+            }
+            // The records read past the header before a jump are not needed.
+            drop(pending);
+            if n > 0
+                && self.mapping.is_some()
+                && let Some((point, reopen)) = self.jump.take()
+            {
+                reads = Reads::new(self.enter(point, reopen)?);
+                continue;
             }
             self.report_progress();
             if n == 0 {
@@ -230,6 +261,26 @@ impl<'a> State<'a> {
         self.flush_batch()?;
         self.flush_rejects();
         Ok(())
+    }
+
+    /// Opens the file again at `point` and reads on from there with a reader resumed there.
+    fn enter(&mut self, point: ResumePoint, reopen: Reopen) -> Result<Box<dyn Read>, LoadError> {
+        let input = reopen(point.offset).map_err(io_error)?;
+        tracing::info!(
+            offset = point.offset,
+            line = point.line,
+            "entering the stored file at the checkpoint"
+        );
+        self.bytes.store(point.offset, Ordering::Relaxed);
+        let mut reader = RecordReader::resumed(reader_options(self.settings), point);
+        if let Some(mapping) = &self.mapping {
+            reader.expect_fields(mapping.fields.len());
+        }
+        self.reader = reader;
+        Ok(Box::new(Counted {
+            inner: input,
+            count: self.bytes.clone(),
+        }))
     }
 
     fn fail_mapping(&mut self, error: LoadError) -> LoadError {
@@ -277,7 +328,7 @@ impl<'a> State<'a> {
                     errors,
                 })
             }
-            RecordKind::Fields(fields) => self.row(record.line, fields),
+            RecordKind::Fields(fields) => self.row(record.line, fields, record.end),
         }
     }
 
@@ -330,11 +381,17 @@ impl<'a> State<'a> {
             self.record(Record {
                 line: record.line,
                 kind: RecordKind::Fields(fields),
+                end: record.end,
             })
         }
     }
 
-    fn row(&mut self, line: u64, fields: Fields) -> Result<(), LoadError> {
+    fn row(
+        &mut self,
+        line: u64,
+        fields: Fields,
+        end: Option<ResumePoint>,
+    ) -> Result<(), LoadError> {
         let (Some(mapping), Some(encoder)) = (&self.mapping, self.encoder.as_mut()) else {
             return Ok(());
         };
@@ -382,6 +439,7 @@ impl<'a> State<'a> {
             end: self.batch.data.len(),
             raw_end: self.batch.raw.len(),
         });
+        self.batch.resume = end.filter(|_| self.plain);
         self.passed += 1;
         self.chunk_passed += 1;
         if self
@@ -445,6 +503,14 @@ impl<'a> State<'a> {
     }
 }
 
+fn reader_options(settings: &ReadSettings) -> ReaderOptions {
+    ReaderOptions {
+        delimiter: settings.delimiter,
+        quote: settings.quote,
+        ..ReaderOptions::default()
+    }
+}
+
 /// The mapping of a header already mapped when its table was inferred from it.
 fn fixed(header: Vec<String>, fields: &[Option<usize>]) -> Result<Mapping, HeaderError> {
     if header.len() != fields.len() {
@@ -497,21 +563,36 @@ fn csv_line(fields: &Fields, delimiter: u8) -> Vec<u8> {
     line
 }
 
+/// The file's text as the load reads it.
+pub(super) struct Opened {
+    pub text: Box<dyn Read>,
+    /// The encoding it was decoded from (UTF-8: not decoded).
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Whether it was gunzipped.
+    pub gzip: bool,
+}
+
 /// The file's text as the load reads it: gunzipped as `compression` says, then decoded to UTF-8
-/// from `encoding` (a byte order mark at the start overrides it). Returns the encoding used.
+/// from `encoding` (a byte order mark at the start overrides it).
 pub(super) fn opened(
     input: impl Read + 'static,
     compression: Compression,
     encoding: &'static encoding_rs::Encoding,
-) -> Result<(Box<dyn Read>, &'static encoding_rs::Encoding), LoadError> {
-    decompressed(input, compression).and_then(|input| decoded(input, encoding).map_err(io_error))
+) -> Result<Opened, LoadError> {
+    let (input, gzip) = decompressed(input, compression)?;
+    let (text, encoding) = decoded(input, encoding).map_err(io_error)?;
+    Ok(Opened {
+        text,
+        encoding,
+        gzip,
+    })
 }
 
-/// The input, gunzipped when it is (or is declared) gzip.
+/// The input, gunzipped when it is (or is declared) gzip, and whether it is.
 fn decompressed(
     input: impl Read + 'static,
     compression: Compression,
-) -> Result<Box<dyn Read>, LoadError> {
+) -> Result<(Box<dyn Read>, bool), LoadError> {
     let mut buffered = BufReader::with_capacity(READ_CHUNK, input);
     let head = buffered.fill_buf().map_err(io_error)?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
@@ -521,10 +602,11 @@ fn decompressed(
             "the file was declared gzip-compressed but is not gzip",
             false,
         )),
-        (Compression::Auto | Compression::Gzip, true) => {
-            Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
-        }
-        _ => Ok(Box::new(buffered)),
+        (Compression::Auto | Compression::Gzip, true) => Ok((
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            true,
+        )),
+        _ => Ok((Box::new(buffered), false)),
     }
 }
 

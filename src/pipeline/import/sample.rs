@@ -23,7 +23,7 @@ use std::io::Read;
 
 /// Reads the sample of `input` and describes the table to create for `spec`.
 pub fn sample(input: impl Read + 'static, spec: &ImportSpec) -> Result<NewTable, LoadError> {
-    let (input, _) = opened(input, spec.compression, spec.encoding.encoding())?;
+    let input = opened(input, spec.compression, spec.encoding.encoding())?.text;
     let mut reader = RecordReader::new(ReaderOptions {
         delimiter: spec.delimiter,
         quote: spec.quote,

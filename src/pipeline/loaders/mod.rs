@@ -18,7 +18,7 @@ pub mod tables;
 
 use crate::config::is_postgres;
 use crate::domain::import::Mode;
-use crate::pipeline::records::Fields;
+use crate::pipeline::records::{Fields, ResumePoint};
 use crate::pipeline::rejects::Rejects;
 use crate::pipeline::sources::SourceError;
 use crate::pipeline::validate::ColumnType;
@@ -46,23 +46,47 @@ pub fn create_checkpoints() -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (job_id text PRIMARY KEY, \
          line bigint NOT NULL, rows bigint NOT NULL, rejected bigint NOT NULL, \
-         chunks bigint NOT NULL)"
+         chunks bigint NOT NULL, byte_offset bigint, offset_line bigint)"
     )
 }
 
-/// Reads a job's checkpoint: `line, rows, rejected, chunks`.
-pub fn select_checkpoint() -> String {
-    format!("SELECT line, rows, rejected, chunks FROM {CHECKPOINT_TABLE} WHERE job_id = $1")
+/// The columns a [`CHECKPOINT_TABLE`] made by an earlier version of Ferry lacks.
+const ADDED_CHECKPOINT_COLUMNS: [&str; 2] = ["byte_offset", "offset_line"];
+
+/// The statements that add to a [`CHECKPOINT_TABLE`] made by an earlier version of Ferry the
+/// columns it lacks, given the names of those it has; `if_not_exists` where the database can
+/// say so (PostgreSQL), so that two imports doing it at once both succeed.
+pub fn checkpoint_upgrades(present: &[String], if_not_exists: bool) -> Vec<String> {
+    let guard = if if_not_exists { "IF NOT EXISTS " } else { "" };
+    ADDED_CHECKPOINT_COLUMNS
+        .iter()
+        .filter(|column| !present.iter().any(|p| p == *column))
+        .map(|column| format!("ALTER TABLE {CHECKPOINT_TABLE} ADD COLUMN {guard}{column} bigint"))
+        .collect()
 }
 
-/// Writes a job's checkpoint (`$1` the job, then `line, rows, rejected, chunks`).
+/// Reads a job's checkpoint: `line, rows, rejected, chunks, byte_offset, offset_line`.
+pub fn select_checkpoint() -> String {
+    format!(
+        "SELECT line, rows, rejected, chunks, byte_offset, offset_line \
+         FROM {CHECKPOINT_TABLE} WHERE job_id = $1"
+    )
+}
+
+/// Writes a job's checkpoint (`$1` the job, then the columns of [`select_checkpoint`]).
 pub fn upsert_checkpoint() -> String {
     format!(
-        "INSERT INTO {CHECKPOINT_TABLE} (job_id, line, rows, rejected, chunks) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO UPDATE SET line = excluded.line, \
-         rows = excluded.rows, rejected = excluded.rejected, chunks = excluded.chunks"
+        "INSERT INTO {CHECKPOINT_TABLE} \
+         (job_id, line, rows, rejected, chunks, byte_offset, offset_line) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id) DO UPDATE SET \
+         line = excluded.line, rows = excluded.rows, rejected = excluded.rejected, \
+         chunks = excluded.chunks, byte_offset = excluded.byte_offset, \
+         offset_line = excluded.offset_line"
     )
 }
+
+/// A row of [`select_checkpoint`].
+pub type CheckpointRow = (i64, i64, i64, i64, Option<i64>, Option<i64>);
 
 /// How far a chunked import got: what its committed chunks hold. Written in the same
 /// transaction as each chunk's rows.
@@ -77,24 +101,42 @@ pub struct Checkpoint {
     pub rejected: u64,
     /// Chunks committed.
     pub chunks: u64,
+    /// Where the stored file may be entered right after that last row (its byte offset and
+    /// line), so that a retry reads on from there instead of from the start; `None` when the
+    /// file cannot be entered in the middle (gzip, an encoding other than UTF-8) or the
+    /// reader had no [`ResumePoint`] there.
+    pub resume: Option<ResumePoint>,
 }
 
 impl Checkpoint {
     /// From the columns of [`select_checkpoint`].
-    pub fn from_row((line, rows, rejected, chunks): (i64, i64, i64, i64)) -> Self {
+    pub fn from_row((line, rows, rejected, chunks, offset, offset_line): CheckpointRow) -> Self {
         let n = |v: i64| v.max(0) as u64;
+        let resume = match (offset, offset_line) {
+            (Some(offset), Some(line)) if offset >= 0 && line >= 1 => Some(ResumePoint {
+                offset: n(offset),
+                line: n(line),
+            }),
+            _ => None,
+        };
         Self {
             line: n(line),
             rows: n(rows),
             rejected: n(rejected),
             chunks: n(chunks),
+            resume,
         }
     }
 
     /// The values bound after the job's id in [`upsert_checkpoint`].
-    pub fn binds(&self) -> [i64; 4] {
+    pub fn binds(&self) -> ([i64; 4], [Option<i64>; 2]) {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        [n(self.line), n(self.rows), n(self.rejected), n(self.chunks)]
+        let counts = [n(self.line), n(self.rows), n(self.rejected), n(self.chunks)];
+        let resume = [
+            self.resume.map(|point| n(point.offset)),
+            self.resume.map(|point| n(point.line)),
+        ];
+        (counts, resume)
     }
 }
 
@@ -114,16 +156,19 @@ where
     DB::Arguments: sqlx::IntoArguments<DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     let mut logged = loaded;
     if let Some(end) = commit.finish(loaded, refused)? {
-        let [line, rows, rejected, chunks] = end.checkpoint.binds();
+        let ([line, rows, rejected, chunks], [offset, offset_line]) = end.checkpoint.binds();
         sqlx::query(AssertSqlSafe(upsert_checkpoint()))
             .bind(job)
             .bind(line)
             .bind(rows)
             .bind(rejected)
             .bind(chunks)
+            .bind(offset)
+            .bind(offset_line)
             .execute(&mut *tx)
             .await?;
         logged = end.checkpoint.rows;
@@ -250,6 +295,9 @@ pub struct Batch {
     pub rejected: u64,
     /// Whether this batch ends a chunk of a chunked import.
     pub chunk_end: bool,
+    /// Where the file may be entered again right after the batch's last row (see
+    /// [`Checkpoint::resume`]).
+    pub resume: Option<ResumePoint>,
 }
 
 /// One row of a batch, borrowed.
@@ -500,5 +548,51 @@ mod tests {
         let read = fields(&raw);
         assert_eq!(read, written);
         assert!(read.is_null(1) && read.is_quoted_empty(2));
+    }
+
+    #[test]
+    fn a_checkpoint_table_of_an_earlier_version_gets_only_the_columns_it_lacks() {
+        let old: Vec<String> = ["job_id", "line", "rows", "rejected", "chunks"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            checkpoint_upgrades(&old, true),
+            [
+                "ALTER TABLE ferry_import_checkpoint ADD COLUMN IF NOT EXISTS byte_offset bigint",
+                "ALTER TABLE ferry_import_checkpoint ADD COLUMN IF NOT EXISTS offset_line bigint",
+            ]
+        );
+        let half = [old.clone(), vec!["byte_offset".to_owned()]].concat();
+        assert_eq!(
+            checkpoint_upgrades(&half, false),
+            ["ALTER TABLE ferry_import_checkpoint ADD COLUMN offset_line bigint"]
+        );
+        let new = [half, vec!["offset_line".to_owned()]].concat();
+        assert!(checkpoint_upgrades(&new, true).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_its_resume_point_through_its_row() {
+        let resume = Some(ResumePoint {
+            offset: 1_048_590,
+            line: 50_002,
+        });
+        let checkpoint = Checkpoint {
+            line: 50_001,
+            rows: 50_000,
+            rejected: 3,
+            chunks: 1,
+            resume,
+        };
+        let ([line, rows, rejected, chunks], [offset, offset_line]) = checkpoint.binds();
+        let row = (line, rows, rejected, chunks, offset, offset_line);
+        assert_eq!(Checkpoint::from_row(row), checkpoint);
+        // Written by an earlier version, or with no resume point: lines are skipped instead.
+        let without = Checkpoint::from_row((line, rows, rejected, chunks, None, None));
+        assert_eq!(without.resume, None);
+        assert_eq!(
+            Checkpoint::from_row((1, 1, 0, 1, Some(-1), Some(2))).resume,
+            None
+        );
     }
 }

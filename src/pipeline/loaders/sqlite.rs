@@ -12,8 +12,9 @@
 //! SQLite stores booleans as 1 and 0.
 
 use super::{
-    Batch, Checkpoint, Commit, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver,
-    Loader, RowEncoder, create_checkpoints, next_batch, select_checkpoint,
+    Batch, CHECKPOINT_TABLE, Checkpoint, CheckpointRow, Commit, EncoderFactory, LOG_TABLE,
+    LoadError, LoadPlan, LoadReceiver, Loader, RowEncoder, checkpoint_upgrades, create_checkpoints,
+    next_batch, select_checkpoint,
 };
 use crate::domain::import::Mode;
 use crate::pipeline::rejects::{Rejected, Rejects};
@@ -59,7 +60,23 @@ impl Loader for SqliteLoader {
         sqlx::raw_sql(AssertSqlSafe(create_checkpoints()))
             .execute(&mut self.conn)
             .await?;
-        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(select_checkpoint()))
+        let present: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+            .bind(CHECKPOINT_TABLE)
+            .fetch_all(&mut self.conn)
+            .await?;
+        for upgrade in checkpoint_upgrades(&present, false) {
+            match sqlx::raw_sql(AssertSqlSafe(upgrade))
+                .execute(&mut self.conn)
+                .await
+            {
+                // Another import added it first.
+                Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        let row: Option<CheckpointRow> = sqlx::query_as(AssertSqlSafe(select_checkpoint()))
             .bind(job)
             .fetch_optional(&mut self.conn)
             .await?;

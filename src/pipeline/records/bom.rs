@@ -2,7 +2,7 @@
 //! when the chunks split it. (csv-core strips one itself only when its first slice holds all
 //! three bytes, so the reader turns that off and relies on this instead.)
 
-const BOM: &[u8; 3] = b"\xef\xbb\xbf";
+pub(super) const BOM: &[u8; 3] = b"\xef\xbb\xbf";
 
 /// How much of a BOM the start of the stream has matched so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

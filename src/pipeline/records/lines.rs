@@ -39,6 +39,11 @@ impl LineCounter {
         self.line
     }
 
+    /// Whether the last byte was a CR (so that an LF next ends no further line).
+    pub(super) fn after_cr(&self) -> bool {
+        self.after_cr
+    }
+
     /// Moves past `bytes`. One pass counts CRs and LFs alike (the compiler vectorises it); a
     /// CRLF needs two of them, so only a slice with two or more pays for a pass finding pairs.
     /// (A record's bytes usually hold one: csv-core ends a record on the CR of a CRLF.)

@@ -115,6 +115,24 @@ pub struct Record {
     pub line: u64,
     /// Its fields, or why it has none.
     pub kind: RecordKind,
+    /// Where a reader may start again right after this record
+    /// ([`RecordReader::resumed`]); see [`ResumePoint`] for when there is one.
+    pub end: Option<ResumePoint>,
+}
+
+/// A place in the stream where a new reader, started there with [`RecordReader::resumed`],
+/// reads exactly the records the first one read after a given record: a record boundary where
+/// nothing about the first reader's state is lost by starting afresh. There is one after a
+/// record of fields that ended with a line break read as fresh input (not while parsing again
+/// after an unbalanced quote) once the reader has its full allowance for parsing again (after
+/// about the cap's size of input since the start or since the last recovery); after the last
+/// record of the stream there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Bytes of the stream before it, a byte order mark included.
+    pub offset: u64,
+    /// The physical line the byte at `offset` is on.
+    pub line: u64,
 }
 
 /// What a record turned out to be.

@@ -2,9 +2,9 @@
 //! allows, keeps the current record's bytes only while they may still be needed (for a broken
 //! record's raw bytes or for re-parsing), and applies the module's rules for faults.
 
-use super::bom::Bom;
+use super::bom::{BOM, Bom};
 use super::lines::{self, LineCounter};
-use super::{Broken, Fields, ReaderOptions, Record, RecordKind};
+use super::{Broken, Fields, ReaderOptions, Record, RecordKind, ResumePoint};
 use buffers::{FIRST_FIELD_BYTES, FIRST_FIELD_ENDS, extend_capped, resize_exact, too_long_raw};
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 
@@ -48,6 +48,9 @@ pub struct RecordReader {
     /// How many more bytes may be parsed again; see `recovery`.
     allowance: u64,
     bytes_read: u64,
+    /// Bytes of this stream handed to csv-core as fresh input (not parsed again), and its
+    /// BOM: where the next fresh byte is in the stream.
+    position: u64,
     /// How many bytes recoveries have handed back for parsing again.
     #[cfg(test)]
     pub(super) replayed: u64,
@@ -94,9 +97,22 @@ impl RecordReader {
             replaying: false,
             allowance: 0,
             bytes_read: 0,
+            position: 0,
             #[cfg(test)]
             replayed: 0,
         }
+    }
+
+    /// A reader for the rest of a stream from `point`, a [`Record::end`] of an earlier reader
+    /// with the same options: it reads the records that reader read after that record, with
+    /// the same lines and the same `end`s. Set the expected field count again.
+    pub fn resumed(options: ReaderOptions, point: ResumePoint) -> Self {
+        let mut reader = Self::new(options);
+        reader.bom = Bom::Done;
+        reader.lines = LineCounter::at(point.line);
+        reader.position = point.offset;
+        reader.allowance = reader.full_allowance();
+        reader
     }
 
     /// After the header is known: records whose field count differs AND that span several
@@ -115,7 +131,12 @@ impl RecordReader {
     /// Feeds the next bytes; completed records are appended to `out`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<Record>) {
         self.bytes_read = self.bytes_read.saturating_add(input.len() as u64);
+        let matching = matches!(self.bom, Bom::Matching(_));
         let (held, rest) = self.bom.strip(input);
+        // A whole BOM was just matched (and is in neither part): count it in the position.
+        if matching && self.bom == Bom::Done && rest.len() < input.len() {
+            self.position = self.position.saturating_add(BOM.len() as u64);
+        }
         self.push(held, out);
         self.push(rest, out);
     }
@@ -185,6 +206,7 @@ impl RecordReader {
         let (result, nin, nout, nend) = self.read(slice, over);
         if !self.replaying {
             self.accrue(nin);
+            self.position = self.position.saturating_add(nin as u64);
         }
         // csv-core never reports more bytes read than it was given.
         let body = self.take(&slice[..nin]);
@@ -277,10 +299,12 @@ impl RecordReader {
                 fields.set_quoted_empty(quoted);
             }
             let kind = RecordKind::Fields(fields);
+            let end = self.resume_point(terminated);
             self.emit(
                 Record {
                     line: current.line,
                     kind,
+                    end,
                 },
                 out,
             );
@@ -289,6 +313,21 @@ impl RecordReader {
         self.nout = 0;
         self.nend = 0;
         recovered
+    }
+
+    /// Where a reader may start again after the record that just ended (see [`ResumePoint`]).
+    fn resume_point(&self, terminated: bool) -> Option<ResumePoint> {
+        let clean = !self.replaying && self.replay.is_empty();
+        if !terminated || !clean || self.allowance < self.full_allowance() {
+            return None;
+        }
+        // A record ends on the CR of a CRLF: the new reader starts at that CR, so that it
+        // counts the LF after it as part of the same line break.
+        let back = u64::from(self.lines.after_cr());
+        Some(ResumePoint {
+            offset: self.position.saturating_sub(back),
+            line: self.lines.line().saturating_sub(back),
+        })
     }
 
     /// A record of `length` bytes, over the cap, has ended with `body`: it is too long, and its
@@ -337,6 +376,7 @@ impl RecordReader {
         self.nend = 0;
         self.replay.clear();
         self.allowance = 0;
+        self.position = 0;
     }
 }
 
@@ -367,5 +407,6 @@ fn broken(line: u64, raw: Vec<u8>, reason: Broken) -> Record {
     Record {
         line,
         kind: RecordKind::Broken { raw, reason },
+        end: None,
     }
 }

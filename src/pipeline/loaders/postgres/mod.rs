@@ -43,8 +43,9 @@ pub mod text;
 pub mod violations;
 
 use super::{
-    Batch, Checkpoint, Commit, EncoderFactory, LOG_TABLE, LoadError, LoadPlan, LoadReceiver,
-    Loader, create_checkpoints, next_batch, select_checkpoint,
+    Batch, CHECKPOINT_TABLE, Checkpoint, CheckpointRow, Commit, EncoderFactory, LOG_TABLE,
+    LoadError, LoadPlan, LoadReceiver, Loader, checkpoint_upgrades, create_checkpoints, next_batch,
+    select_checkpoint,
 };
 use crate::domain::import::Mode;
 use crate::pipeline::rejects::Rejects;
@@ -88,7 +89,19 @@ impl Loader for PgLoader {
 
     async fn checkpoint(&mut self, job: &str) -> Result<Option<Checkpoint>, LoadError> {
         create_once(&mut self.conn, create_checkpoints()).await?;
-        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(select_checkpoint()))
+        let present: Vec<String> = sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+        )
+        .bind(CHECKPOINT_TABLE)
+        .fetch_all(&mut self.conn)
+        .await?;
+        for upgrade in checkpoint_upgrades(&present, true) {
+            sqlx::raw_sql(AssertSqlSafe(upgrade))
+                .execute(&mut self.conn)
+                .await?;
+        }
+        let row: Option<CheckpointRow> = sqlx::query_as(AssertSqlSafe(select_checkpoint()))
             .bind(job)
             .fetch_optional(&mut self.conn)
             .await?;

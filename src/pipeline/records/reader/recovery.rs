@@ -19,9 +19,16 @@ pub(in crate::pipeline::records) const REPARSE_FACTOR: u64 = 4;
 impl RecordReader {
     /// Fresh input was read: more may be parsed again.
     pub(super) fn accrue(&mut self, fresh: usize) {
-        let most = REPARSE_FACTOR.saturating_mul(self.cap as u64 + 1);
         let more = REPARSE_FACTOR.saturating_mul(fresh as u64);
-        self.allowance = self.allowance.saturating_add(more).min(most);
+        self.allowance = self
+            .allowance
+            .saturating_add(more)
+            .min(self.full_allowance());
+    }
+
+    /// The most that may be parsed again at once.
+    pub(super) fn full_allowance(&self) -> u64 {
+        REPARSE_FACTOR.saturating_mul(self.cap as u64 + 1)
     }
 
     /// Parses the bytes handed back by recoveries; one met while doing so hands back its own

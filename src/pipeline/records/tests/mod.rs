@@ -8,7 +8,15 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Reads `chunks` as one stream; `expect` is the expected field count, if any.
 fn read_chunks(options: ReaderOptions, expect: Option<usize>, chunks: &[&[u8]]) -> Vec<Record> {
-    let mut reader = RecordReader::new(options);
+    without_ends(read_with_ends(RecordReader::new(options), expect, chunks))
+}
+
+/// Reads `chunks` with `reader` to the end of the stream, resume points kept.
+fn read_with_ends(
+    mut reader: RecordReader,
+    expect: Option<usize>,
+    chunks: &[&[u8]],
+) -> Vec<Record> {
     if let Some(count) = expect {
         reader.expect_fields(count);
     }
@@ -18,6 +26,17 @@ fn read_chunks(options: ReaderOptions, expect: Option<usize>, chunks: &[&[u8]]) 
     }
     reader.finish(&mut out);
     out
+}
+
+/// The records without their resume points (which `resume_points_*` tests check).
+fn without_ends(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .map(|record| Record {
+            end: None,
+            ..record
+        })
+        .collect()
 }
 
 fn read(text: &[u8]) -> Vec<Record> {
@@ -30,12 +49,20 @@ fn read_expecting(count: usize, text: &[u8]) -> Vec<Record> {
 
 fn fields(line: u64, values: &[&str]) -> Record {
     let kind = RecordKind::Fields(values.iter().map(|value| value.as_bytes()).collect());
-    Record { line, kind }
+    Record {
+        line,
+        kind,
+        end: None,
+    }
 }
 
 fn raw_fields(line: u64, values: &[&[u8]]) -> Record {
     let kind = RecordKind::Fields(values.iter().copied().collect());
-    Record { line, kind }
+    Record {
+        line,
+        kind,
+        end: None,
+    }
 }
 
 fn broken(line: u64, raw: &[u8], reason: Broken) -> Record {
@@ -43,6 +70,7 @@ fn broken(line: u64, raw: &[u8], reason: Broken) -> Record {
     Record {
         line,
         kind: RecordKind::Broken { raw, reason },
+        end: None,
     }
 }
 
@@ -135,7 +163,8 @@ fn quoted_fields_hold_doubled_quotes_delimiters_and_line_breaks() {
         .collect();
     expected.push(b"", true);
     let kind = RecordKind::Fields(expected);
-    assert_eq!(records, [Record { line: 1, kind }]);
+    let end = None;
+    assert_eq!(records, [Record { line: 1, kind, end }]);
 }
 
 #[test]
@@ -154,10 +183,12 @@ fn an_empty_field_is_told_from_a_quoted_empty_one_however_the_input_is_cut() {
         Record {
             line: 2,
             kind: RecordKind::Fields(first),
+            end: None,
         },
         Record {
             line: 3,
             kind: RecordKind::Fields(second),
+            end: None,
         },
     ];
     for cut in 0..text.len() {
@@ -237,8 +268,36 @@ fn after_finish_the_reader_starts_a_new_stream_at_line_one() {
     reader.feed(b"\xef\xbb\xbfc\n", &mut out);
     reader.finish(&mut out);
     assert_eq!(
-        out,
+        without_ends(out),
         [fields(1, &["a"]), fields(2, &["b"]), fields(1, &["c"])]
+    );
+}
+
+#[test]
+fn resume_points_sit_after_each_record_and_on_the_cr_of_a_crlf() {
+    // With a 16-byte cap the allowance for parsing again is full after 17 bytes of input:
+    // from then on every record ending in a line break has a resume point.
+    let text = b"\xef\xbb\xbfid,name\r\n1,alpha\r\n2,\"b\nc\"\n3,delta\r\n4,e";
+    let records = read_with_ends(RecordReader::new(small_cap(16)), None, &[text]);
+    let ends: Vec<_> = records
+        .iter()
+        .map(|r| r.end.map(|e| (e.offset, e.line)))
+        .collect();
+    // Byte 19 is the CR after `alpha`, on line 2; byte 29 is `3`, on line 5; byte 36 the CR
+    // after `delta`. The last record, ended by the end of the stream, has none.
+    assert_eq!(
+        ends,
+        [None, Some((19, 2)), Some((29, 5)), Some((36, 5)), None]
+    );
+    let Some(point) = records[2].end else {
+        unreachable!("checked above")
+    };
+    let resumed = RecordReader::resumed(small_cap(16), point);
+    let rest = read_with_ends(resumed, None, &[&text[29..]]);
+    assert_eq!(rest, records[3..]);
+    assert_eq!(
+        without_ends(rest),
+        [fields(5, &["3", "delta"]), fields(6, &["4", "e"])]
     );
 }
 
@@ -284,7 +343,7 @@ fn memory_stays_near_the_cap_while_a_huge_record_streams_past() {
         "held {most} bytes"
     );
     assert_eq!(out.len(), 2);
-    assert_eq!(out[1], fields(2, &["ok"]));
+    assert_eq!(without_ends(out)[1], fields(2, &["ok"]));
 }
 
 #[test]
@@ -403,7 +462,7 @@ fn the_expected_count_can_come_from_the_header() {
         unbalanced(2, "1,\"x"),
         fields(3, &["2", "y"]),
     ];
-    assert_eq!(out, expected);
+    assert_eq!(without_ends(out), expected);
 }
 
 #[test]
@@ -436,5 +495,5 @@ fn a_broken_header_sets_no_expected_count() {
     reader.feed(b"abcdefghij\n1,\"x\ny\"\n", &mut out);
     reader.finish(&mut out);
     let too_long = broken(1, b"abcdefgh", Broken::TooLong { bytes: 10 });
-    assert_eq!(out, [too_long, fields(2, &["1", "x\ny"])]);
+    assert_eq!(without_ends(out), [too_long, fields(2, &["1", "x\ny"])]);
 }

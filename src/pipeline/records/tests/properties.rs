@@ -130,7 +130,11 @@ fn generate(rng: &mut ChaCha8Rng, delimiter: u8) -> Generated {
             fields.push(value, quoted);
         }
         let kind = RecordKind::Fields(fields);
-        file.records.push(Record { line, kind });
+        file.records.push(Record {
+            line,
+            kind,
+            end: None,
+        });
         if row + 1 < rows || rng.random_bool(0.5) {
             file.line_break(rng);
         }
@@ -180,6 +184,67 @@ fn broken_input_gives_the_same_records_however_it_is_cut() {
         let whole = read_chunks(options, expect, &[&text]);
         let chunks = random_chunks(&mut rng, &text);
         let cut = read_chunks(options, expect, &chunks);
+        assert_eq!(
+            cut,
+            whole,
+            "case {case}: {:?}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+}
+
+/// Checks every resume point of `text`: a reader started there reads exactly the records
+/// (with their resume points) that came after its record. Returns how many there were.
+fn check_resume_points(options: ReaderOptions, expect: Option<usize>, text: &[u8]) -> usize {
+    let whole = read_with_ends(RecordReader::new(options), expect, &[text]);
+    let mut points = 0;
+    for (index, record) in whole.iter().enumerate() {
+        let Some(point) = record.end else {
+            continue;
+        };
+        points += 1;
+        let rest = &text[point.offset as usize..];
+        let resumed = read_with_ends(RecordReader::resumed(options, point), expect, &[rest]);
+        assert_eq!(
+            resumed,
+            whole[index + 1..],
+            "resumed at {point:?} in {:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    points
+}
+
+#[test]
+fn a_reader_resumed_at_any_resume_point_reads_what_the_first_read_after_it() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1203);
+    let mut points = 0;
+    for case in 0..3000 {
+        let delimiter = [b',', b';', b'\t'][case % 3];
+        let file = generate(&mut rng, delimiter);
+        let options = ReaderOptions {
+            delimiter,
+            max_record_bytes: rng.random_range(1..16),
+            ..ReaderOptions::default()
+        };
+        points += check_resume_points(options, None, &file.text);
+        let text = garbage(&mut rng);
+        let expect = rng.random_bool(0.8).then(|| rng.random_range(1..4));
+        points += check_resume_points(small_cap(rng.random_range(1..24)), expect, &text);
+    }
+    assert!(points > 3000, "only {points} resume points");
+}
+
+#[test]
+fn resume_points_do_not_depend_on_how_the_input_is_cut() {
+    let mut rng = ChaCha8Rng::seed_from_u64(312);
+    for case in 0..3000 {
+        let text = garbage(&mut rng);
+        let options = small_cap(rng.random_range(1..24));
+        let expect = rng.random_bool(0.8).then(|| rng.random_range(1..4));
+        let whole = read_with_ends(RecordReader::new(options), expect, &[&text]);
+        let chunks = random_chunks(&mut rng, &text);
+        let cut = read_with_ends(RecordReader::new(options), expect, &chunks);
         assert_eq!(
             cut,
             whole,
