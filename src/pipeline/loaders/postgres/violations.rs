@@ -149,17 +149,13 @@ pub async fn find(
     constraints: &[Constraint],
 ) -> Result<(), LoadError> {
     let relation = scope.plan.table.table.replace('\'', "''");
-    // Row checks, in this order: a row breaking several is rejected for the first.
-    let mut checks: Vec<(String, String)> = Vec::new();
     for column in &scope.not_null {
         let reason = format!(
             "constraint {}_{}_not_null: null value in column \"{}\" of relation \"{relation}\" violates not-null constraint",
             scope.plan.table.table, column, column
         );
-        checks.push((
-            literal(&reason),
-            format!("r.{} IS NULL", quote_ident(column)),
-        ));
+        let condition = format!("r.{} IS NULL", quote_ident(column));
+        mark(conn, scope.rows, &literal(&reason), &condition).await?;
     }
     for constraint in constraints {
         if let Kind::Check { expression, .. } = &constraint.kind {
@@ -167,7 +163,8 @@ pub async fn find(
                 "constraint {0}: new row for relation \"{relation}\" violates check constraint \"{0}\"",
                 constraint.name
             );
-            checks.push((literal(&reason), format!("({expression}) IS FALSE")));
+            let condition = format!("({expression}) IS FALSE");
+            mark(conn, scope.rows, &literal(&reason), &condition).await?;
         }
     }
     for constraint in constraints {
@@ -177,10 +174,10 @@ pub async fn find(
             parent,
         } = &constraint.kind
         {
-            checks.push(orphan(scope, &constraint.name, columns, table, parent));
+            let (reason, condition) = orphan(scope, &constraint.name, columns, table, parent);
+            mark(conn, scope.rows, &reason, &condition).await?;
         }
     }
-    mark_first(conn, scope.rows, &checks).await?;
     for constraint in constraints {
         // A key with a column the file does not fill gets its value from the table's default
         // (an identity, a sequence) only when inserted: the temporary table's values say
@@ -191,33 +188,6 @@ pub async fn find(
             duplicates(conn, scope, &constraint.name, columns).await?;
         }
     }
-    Ok(())
-}
-
-/// Inserts into `ferry_bad` every row of `rows` not yet there that meets one of `checks`
-/// (reason, condition: SQL expressions), with the reason of the first it meets: one pass over
-/// the rows for all of them. (`OFFSET 0` keeps the `CASE` from being evaluated twice, once for
-/// the `WHERE` and once for the value.)
-async fn mark_first(
-    conn: &mut PgConnection,
-    rows: &str,
-    checks: &[(String, String)],
-) -> Result<(), LoadError> {
-    if checks.is_empty() {
-        return Ok(());
-    }
-    let cases: String = checks
-        .iter()
-        .map(|(reason, condition)| format!(" WHEN ({condition}) THEN {reason}"))
-        .collect();
-    let sql = format!(
-        "INSERT INTO ferry_bad (line, reason) SELECT s.line, s.reason FROM \
-         (SELECT r.ferry_line AS line, CASE{cases} END AS reason FROM {rows} r \
-         WHERE {NOT_BAD} OFFSET 0) s WHERE s.reason IS NOT NULL"
-    );
-    sqlx::raw_sql(AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 
