@@ -129,16 +129,7 @@ impl Storage {
         &self,
         key: &ObjectKey,
     ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
-        let result = self
-            .store()
-            .get(&key.path())
-            .await
-            .map_err(|e| StorageError::from_store(key.as_str(), e))?;
-        let key = key.as_str().to_owned();
-        Ok(result
-            .into_stream()
-            .map_err(move |e| StorageError::from_store(&key, e))
-            .boxed())
+        self.get(key, object_store::GetOptions::default()).await
     }
 
     /// The object at `key` from byte `offset` on (nothing when it has no more bytes), as
@@ -164,6 +155,14 @@ impl Storage {
             range: Some(object_store::GetRange::Offset(offset)),
             ..Default::default()
         };
+        self.get(key, options).await
+    }
+
+    async fn get(
+        &self,
+        key: &ObjectKey,
+        options: object_store::GetOptions,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
         let result = self
             .store()
             .get_opts(&key.path(), options)

@@ -54,6 +54,7 @@ async fn import(
         std::io::Cursor::new(bytes.clone()),
         Some(bytes),
         CancellationToken::new(),
+        None,
     )
     .await
 }
@@ -242,7 +243,7 @@ async fn a_cancelled_import_leaves_no_table(db: Db) {
         stop: stop.clone(),
     };
     let (result, _, _) = db
-        .import_with("cancelled", create("gone"), file, Some(sample), stop)
+        .import_with("cancelled", create("gone"), file, Some(sample), stop, None)
         .await;
     assert!(matches!(result, Err(LoadError::Stopped)), "{result:?}");
     assert!(!exists(&db, "gone").await);

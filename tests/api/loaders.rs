@@ -90,26 +90,14 @@ impl Db {
         file: impl Read + Send + 'static,
         stop: CancellationToken,
     ) -> (Result<Loaded, LoadError>, Vec<Rejected>) {
-        let (result, rejects, _) = self.import_with(job, spec, file, None, stop).await;
+        let (result, rejects, _) = self.import_with(job, spec, file, None, stop, None).await;
         (result, rejects)
     }
 
     /// Imports `file` into the table of `spec` as job `job`; a table to create is inferred
-    /// from `sample` (the same file, read again, as the worker reads it again from storage).
+    /// from `sample` (the same file, read again, as the worker reads it again from storage);
+    /// `reopen` opens the file again at an offset, for a chunked retry to enter it there.
     pub async fn import_with(
-        &self,
-        job: &str,
-        spec: Value,
-        file: impl Read + Send + 'static,
-        sample: Option<Vec<u8>>,
-        stop: CancellationToken,
-    ) -> (Result<Loaded, LoadError>, Vec<Rejected>, Prepared) {
-        self.import_reopening(job, spec, file, sample, stop, None)
-            .await
-    }
-
-    /// As [`Db::import_with`], with `reopen` to open the file again at an offset.
-    async fn import_reopening(
         &self,
         job: &str,
         spec: Value,
@@ -856,7 +844,7 @@ async fn a_chunked_retry_enters_the_file_at_the_checkpoint_byte_offset(db: Db) {
         Ok(Box::new(std::io::Cursor::new(rest)) as Box<dyn Read + Send>)
     });
     let (result, rejects, _) = db
-        .import_reopening(
+        .import_with(
             &job,
             chunked,
             start,
