@@ -12,14 +12,7 @@ cargo build --release --quiet
 ferry=${CARGO_TARGET_DIR:-target}/release/ferry
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cpu-bench.XXXXXX")
 trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-cat >"$work/columns.json" <<'JSON'
-[{"name": "id", "kind": "uuid"}, {"name": "name", "kind": "name"}, {"name": "email", "kind": "email"},
- {"name": "created_at", "kind": "timestamp"}, {"name": "status", "kind": "int", "min": 0, "max": 9},
- {"name": "amount", "kind": "float", "min": 0, "max": 10000}, {"name": "active", "kind": "bool"},
- {"name": "country", "kind": "country"}, {"name": "payload", "kind": "json"},
- {"name": "note", "kind": "text", "min_length": 40, "max_length": 80}]
-JSON
-"$ferry" generate --rows 1000000 --seed 7 --columns-file "$work/columns.json" --format csv -o "$work/f.csv" 2>/dev/null
+"$ferry" generate --rows 1000000 --seed 7 --columns-file bench/columns.json --format csv -o "$work/f.csv" 2>/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listen = "127.0.0.1:%s"\ndata_dir = "%s"\n[connections.bench]\nurl = "%s"\n' "$port" "$work/d" "$base/$db" >"$work/ferry.toml"
 FERRY_LOG=error "$ferry" serve --config "$work/ferry.toml" & pid=$!

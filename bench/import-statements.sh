@@ -20,14 +20,7 @@ pid=""
 trap '[[ -n $pid ]] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"
   psql -X -q "$base/postgres" -c "ALTER DATABASE $db RESET log_min_duration_statement" 2>/dev/null' EXIT
 
-cat >"$work/columns.json" <<'JSON'
-[{"name": "id", "kind": "uuid"}, {"name": "name", "kind": "name"}, {"name": "email", "kind": "email"},
- {"name": "created_at", "kind": "timestamp"}, {"name": "status", "kind": "int", "min": 0, "max": 9},
- {"name": "amount", "kind": "float", "min": 0, "max": 10000}, {"name": "active", "kind": "bool"},
- {"name": "country", "kind": "country"}, {"name": "payload", "kind": "json"},
- {"name": "note", "kind": "text", "min_length": 40, "max_length": 80}]
-JSON
-"$ferry" generate --rows "$rows" --seed 7 --columns-file "$work/columns.json" --format csv -o "$work/good.csv" 2>/dev/null
+"$ferry" generate --rows "$rows" --seed 7 --columns-file bench/columns.json --format csv -o "$work/good.csv" 2>/dev/null
 # The same files as bench/import.sh's constrained table, not gzipped.
 awk -F, 'BEGIN{OFS=","} NR==1 {print "n," $0; next} {print NR-2, $0}' "$work/good.csv" >"$work/keyed.csv"
 rm -f "$work/good.csv"

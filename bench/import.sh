@@ -35,15 +35,8 @@ log "building ferry (release)"
 cargo build --release --quiet
 ferry=${CARGO_TARGET_DIR:-target}/release/ferry
 
-cat >"$work/columns.json" <<'JSON'
-[{"name": "id", "kind": "uuid"}, {"name": "name", "kind": "name"}, {"name": "email", "kind": "email"},
- {"name": "created_at", "kind": "timestamp"}, {"name": "status", "kind": "int", "min": 0, "max": 9},
- {"name": "amount", "kind": "float", "min": 0, "max": 10000}, {"name": "active", "kind": "bool"},
- {"name": "country", "kind": "country"}, {"name": "payload", "kind": "json"},
- {"name": "note", "kind": "text", "min_length": 40, "max_length": 80}]
-JSON
 make_file() { # ROWS FILE
-  "$ferry" generate --rows "$1" --seed 7 --columns-file "$work/columns.json" --format csv -o "$2" 2>/dev/null
+  "$ferry" generate --rows "$1" --seed 7 --columns-file bench/columns.json --format csv -o "$2" 2>/dev/null
 }
 log "generating $rows rows"
 make_file "$rows" "$work/good.csv"
