@@ -8,6 +8,8 @@
 # Usage: bench/import-statements.sh [ROWS]     (default 1000000)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/imports.sh
+source bench/imports.sh
 rows=${1:-1000000}
 pglog=${PGLOG:-/var/log/postgresql/postgresql-15-main.log}
 eval "$(scripts/postgres)"
@@ -49,19 +51,12 @@ start_ferry() { # a fresh server: its connections pick up the database's setting
 }
 load() { # FILE → seconds the job ran
   psql -X -q "$base/$db" -c "TRUNCATE bench_orders"
-  local id job state
+  local id job
   id=$(curl -sf "$url/v1/imports" \
     -F 'spec={"target": {"table": "bench_orders"}, "max_errors": 1000000};type=application/json' \
     -F "file=@$1;type=text/csv" | jq -r .id)
-  [[ -n $id && $id != null ]] || { echo "the import was not accepted" >&2; exit 1; }
-  while :; do
-    job=$(curl -sf "$url/v1/imports/$id")
-    state=$(echo "$job" | jq -r .state)
-    case $state in succeeded) break ;; failed|cancelled) echo "import $state: $job" >&2; exit 1 ;; esac
-    sleep 0.1
-  done
-  echo "$job" | jq -r 'def t: (sub("\\.[0-9]+";"")|fromdate) + ((capture("\\.(?<f>[0-9]+)")|"0."+.f|tonumber)? // 0);
-    (.finished_at|t) - (.started_at|t)'
+  job=$(await_import "$url" "$id")
+  job_seconds "$job"
 }
 
 start_ferry

@@ -14,6 +14,8 @@
 # Usage: bench/import.sh [ROWS] [RUNS]     (defaults: 5000000 rows, 2 runs of each)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/imports.sh
+source bench/imports.sh
 rows=${1:-5000000}
 runs=${2:-2}
 log() { echo "==> $*" >&2; }
@@ -84,7 +86,7 @@ now() { date +%s.%N; }
 truncate_table() { psql -X -q "$base/$db" -c "TRUNCATE ${1:-bench_import}"; }
 
 ferry_import() { # FILE [TABLE] → "upload_s total_s load_s inserted rejected"
-  local start up id job state table=${2:-bench_import}
+  local start up id job table=${2:-bench_import}
   truncate_table "$table"
   start=$(now)
   job=$(curl -sf -w '\n%{time_total}' "$url/v1/imports" \
@@ -92,16 +94,10 @@ ferry_import() { # FILE [TABLE] → "upload_s total_s load_s inserted rejected"
     -F "file=@$1;type=text/csv")
   up=$(echo "$job" | tail -1)
   id=$(echo "$job" | head -1 | jq -r .id)
-  while :; do
-    job=$(curl -sf "$url/v1/imports/$id")
-    state=$(echo "$job" | jq -r .state)
-    case $state in succeeded) break ;; failed|cancelled) echo "import $state: $job" >&2; exit 1 ;; esac
-    sleep 0.1
-  done
+  job=$(await_import "$url" "$id")
   local total load
   total=$(echo "$(now) - $start" | bc)
-  load=$(echo "$job" | jq -r 'def t: (sub("\\.[0-9]+";"")|fromdate) + ((capture("\\.(?<f>[0-9]+)")|"0."+.f|tonumber)? // 0);
-    (.finished_at|t) - (.started_at|t)')
+  load=$(job_seconds "$job")
   echo "$up $total $load $(echo "$job" | jq -r '.result.rows_inserted') $(echo "$job" | jq -r '.result.rows_rejected')"
 }
 psql_import() {

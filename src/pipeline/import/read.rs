@@ -229,17 +229,18 @@ impl<'a> State<'a> {
             } else {
                 self.reader.feed(chunk, &mut records);
             }
+            // Once the header is mapped a jump is due, and the records read past it are not
+            // needed: the reader resumed at the checkpoint reads them again if they are.
+            let jump_due = |state: &Self| n > 0 && state.mapping.is_some() && state.jump.is_some();
             let mut pending = records.drain(..);
             for record in pending.by_ref() {
                 self.record(record)?;
-                if self.mapping.is_some() && self.jump.is_some() {
+                if jump_due(self) {
                     break;
                 }
             }
-            // The records read past the header before a jump are not needed.
             drop(pending);
-            if n > 0
-                && self.mapping.is_some()
+            if jump_due(self)
                 && let Some((point, reopen)) = self.jump.take()
             {
                 reads = Reads::new(self.enter(point, reopen)?);
