@@ -610,6 +610,193 @@ async fn postgres_a_refusal_no_query_foresees_in_a_binary_load_is_found_beside_t
     assert_eq!(db.ids("codes").await, "1,5");
 }
 
+/// One generated row of `postgres_repeated_keys_are_judged_as_the_set_queries_define_them`.
+#[derive(Clone)]
+struct Pair {
+    id: i64,
+    a: Option<String>,
+    b: Option<i32>,
+    qty: i32,
+    tag: Option<String>,
+}
+
+/// What PostgreSQL's set queries make of `rows` (line 2 onwards) loaded into `pairs` holding
+/// `present`: a failed CHECK first; then each unique key in the catalogue's order (the primary
+/// key, then by name), among the rows not yet rejected: a key in the table, then a key an
+/// earlier row has (its first line named). Returns (line, reason) of each rejected row.
+fn judge_pairs(rows: &[Pair], present: &[Pair]) -> Vec<(u64, String)> {
+    type Key = fn(&Pair) -> Option<String>;
+    let keys: [(&str, &str, Key); 3] = [
+        ("pairs_pkey", "id", |p| Some(p.id.to_string())),
+        ("pairs_a_b_key", "a, b", |p| {
+            Some(format!("{}, {}", p.a.as_ref()?, p.b?))
+        }),
+        ("pairs_tag", "tag", |p| p.tag.clone()),
+    ];
+    let mut bad: std::collections::BTreeMap<u64, String> = Default::default();
+    for (i, row) in rows.iter().enumerate() {
+        if row.qty <= 0 {
+            bad.insert(i as u64 + 2, "constraint pairs_qty_check: new row for relation \"pairs\" violates check constraint \"pairs_qty_check\"".into());
+        }
+    }
+    for (name, columns, key) in keys {
+        let in_table: std::collections::HashSet<String> = present.iter().filter_map(key).collect();
+        let mut marked = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let line = i as u64 + 2;
+            if let Some(k) = key(row).filter(|k| !bad.contains_key(&line) && in_table.contains(k)) {
+                marked.push((
+                    line,
+                    format!("constraint {name}: Key ({columns})=({k}) already exists"),
+                ));
+            }
+        }
+        bad.extend(marked);
+        let mut first: std::collections::HashMap<String, u64> = Default::default();
+        let mut marked = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let line = i as u64 + 2;
+            let Some(k) = key(row).filter(|_| !bad.contains_key(&line)) else {
+                continue;
+            };
+            match first.get(&k) {
+                Some(earlier) => marked.push((
+                    line,
+                    format!(
+                        "constraint {name}: Key ({columns})=({k}) already exists (line {earlier})"
+                    ),
+                )),
+                None => {
+                    first.insert(k, line);
+                }
+            }
+        }
+        bad.extend(marked);
+    }
+    bad.into_iter().collect()
+}
+
+#[tokio::test]
+async fn postgres_repeated_keys_are_judged_as_the_set_queries_define_them() {
+    use rand::{Rng, SeedableRng};
+    let db = Db::postgres().await;
+    // A primary key, a two-column UNIQUE whose columns may be NULL, and a unique index whose
+    // operator class orders text differently from the column (so that its key is looked up in
+    // the table row by row, where the others are looked up only within the table's range).
+    db.sql(
+        "CREATE TABLE pairs (id bigint PRIMARY KEY, a text, b integer,
+            qty integer CONSTRAINT pairs_qty_check CHECK (qty > 0), tag text, UNIQUE (a, b));
+         CREATE UNIQUE INDEX pairs_tag ON pairs (tag text_pattern_ops);",
+    )
+    .await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let present: Vec<Pair> = (0..200)
+        .map(|i| Pair {
+            id: 5_000 + 10 * i,
+            a: Some(format!("a{}", i % 50)),
+            b: Some(10_000 + i as i32),
+            qty: 1,
+            tag: Some(format!("t{}", 100_000 + i)),
+        })
+        .collect();
+    let values: Vec<String> = present
+        .iter()
+        .map(|p| {
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let b = p.b.unwrap_or_default();
+            format!("({}, '{}', {b}, 1, '{}')", p.id, text(&p.a), text(&p.tag))
+        })
+        .collect();
+    db.sql(&format!("INSERT INTO pairs VALUES {}", values.join(", ")))
+        .await;
+    // Counts the rows the database is asked to insert by anything but COPY (a sequence is not
+    // transactional): only a chunk settled row by row, after the copy of its good rows was
+    // refused, inserts rows with INSERT.
+    db.sql(
+        "CREATE SEQUENCE pairs_inserted;
+         CREATE FUNCTION pairs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+             IF current_query() NOT ILIKE 'COPY%' THEN PERFORM nextval('pairs_inserted'); END IF;
+             RETURN NEW; END $$;
+         CREATE TRIGGER pairs_inserted BEFORE INSERT ON pairs
+             FOR EACH ROW EXECUTE FUNCTION pairs_inserted();",
+    )
+    .await;
+    let mut rows: Vec<Pair> = Vec::new();
+    for n in 0..5_000i64 {
+        let earlier = |rng: &mut rand_chacha::ChaCha8Rng, rows: &[Pair]| {
+            rows.get(rng.random_range(0..rows.len().max(1))).cloned()
+        };
+        let id = match rng.random_range(0..100) {
+            // a key of an earlier row, a key in the table, a new key below the table's
+            0..3 => earlier(&mut rng, &rows).map_or(n, |p| p.id),
+            3..5 => present[rng.random_range(0..present.len())].id,
+            5..7 => n - 10_000,
+            // or, mostly, a new key above it, and between its keys
+            7..10 => 5_001 + 10 * rng.random_range(0..200),
+            _ => 100_000 + n,
+        };
+        let (a, b) = match rng.random_range(0..100) {
+            0..3 => earlier(&mut rng, &rows).map_or((None, None), |p| (p.a, p.b)),
+            3..5 => {
+                let p = &present[rng.random_range(0..present.len())];
+                (p.a.clone(), p.b)
+            }
+            5..10 => (None, Some(rng.random_range(0..5))),
+            10..15 => (Some(format!("a{}", rng.random_range(0..5))), None),
+            _ => (
+                Some(format!("a{}", rng.random_range(0..300))),
+                Some(rng.random_range(0..3_000)),
+            ),
+        };
+        let tag = match rng.random_range(0..100) {
+            0..3 => earlier(&mut rng, &rows).and_then(|p| p.tag),
+            3..5 => present[rng.random_range(0..present.len())].tag.clone(),
+            5..10 => None,
+            _ => Some(format!("t{n}")),
+        };
+        let qty = if rng.random_range(0..100) < 3 { 0 } else { 1 };
+        rows.push(Pair { id, a, b, qty, tag });
+    }
+    let mut file = String::from("id,a,b,qty,tag\n");
+    for p in &rows {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let b = p.b.map(|b| b.to_string()).unwrap_or_default();
+        file.push_str(&format!(
+            "{},{},{b},{},{}\n",
+            p.id,
+            text(&p.a),
+            p.qty,
+            text(&p.tag)
+        ));
+    }
+    let expected = judge_pairs(&rows, &present);
+    let spec = json!({"target": {"table": "pairs"}, "max_errors": 100_000});
+    let (loaded, mut rejects) = db.import(spec, &file).await;
+    rejects.sort_by_key(|r| r.line);
+    let got: Vec<(u64, String)> = rejects.iter().map(|r| (r.line, r.errors.clone())).collect();
+    assert!(
+        expected.len() > 500,
+        "the file has many repeats: {}",
+        expected.len()
+    );
+    assert_eq!(got, expected);
+    assert_eq!(
+        (loaded.inserted, loaded.rejected),
+        ((rows.len() - expected.len()) as u64, expected.len() as u64)
+    );
+    // Every row went in by COPY: the set queries found every repeated key.
+    assert_eq!(
+        db.strings("SELECT is_called::text FROM pairs_inserted")
+            .await,
+        ["false"]
+    );
+    let count = 200 + rows.len() - expected.len();
+    assert_eq!(
+        db.strings("SELECT count(*)::text FROM pairs").await,
+        [count.to_string()]
+    );
+}
+
 #[tokio::test]
 async fn postgres_chunks_that_fail_are_settled_alone_and_clean_chunks_load_as_they_are() {
     let db = Db::postgres().await;

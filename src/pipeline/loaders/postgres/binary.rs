@@ -72,36 +72,46 @@ pub fn with_leading_int8(row: &[u8], value: i64, out: &mut Vec<u8>) {
 
 const MALFORMED: &str = "a row that is not in PostgreSQL's binary format";
 
-/// Appends `row` (one of this encoder's rows) with `value` as a first `int8` column and only the
-/// fields at the ascending indices `keep` after it; fails when the row is not well formed.
-pub fn project_with_leading_int8(
-    row: &[u8],
+/// The fields of `row` (one of this encoder's rows), each with its length word, into `out`
+/// (emptied first); fails when the row is not well formed.
+pub fn fields<'r>(row: &'r [u8], out: &mut Vec<&'r [u8]>) -> Result<(), &'static str> {
+    out.clear();
+    let (count, mut rest) = row.split_first_chunk::<2>().ok_or(MALFORMED)?;
+    for _ in 0..i16::from_be_bytes(*count) {
+        let (field, after) = split_field(rest).ok_or(MALFORMED)?;
+        out.push(field);
+        rest = after;
+    }
+    Ok(())
+}
+
+/// Whether a field (as [`fields`] gives it) is NULL.
+pub fn is_null(field: &[u8]) -> bool {
+    field.starts_with(&(-1i32).to_be_bytes())
+}
+
+/// Appends a row of an `int8` `line`, the `fields` at the indices `keep`, and an `int4` `flags`.
+pub fn keys_row(
+    line: i64,
+    fields: &[&[u8]],
     keep: &[usize],
-    value: i64,
+    flags: i32,
     out: &mut Vec<u8>,
 ) -> Result<(), &'static str> {
-    let count = i16::try_from(keep.len() + 1).map_err(|_| "too many columns")?;
-    let (_, mut rest) = row.split_first_chunk::<2>().ok_or(MALFORMED)?;
+    let count = i16::try_from(keep.len() + 2).map_err(|_| "too many columns")?;
     let start = out.len();
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(&8i32.to_be_bytes());
-    out.extend_from_slice(&value.to_be_bytes());
-    let mut index = 0;
-    for &wanted in keep {
-        // Invariant: `rest` starts at the length word of field `index`, and `index <= wanted`.
-        let field = loop {
-            let Some((field, after)) = split_field(rest) else {
-                out.truncate(start);
-                return Err(MALFORMED);
-            };
-            rest = after;
-            index += 1;
-            if index > wanted {
-                break field;
-            }
+    out.extend_from_slice(&line.to_be_bytes());
+    for &i in keep {
+        let Some(field) = fields.get(i) else {
+            out.truncate(start);
+            return Err(MALFORMED);
         };
         out.extend_from_slice(field);
     }
+    out.extend_from_slice(&4i32.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
     Ok(())
 }
 
@@ -293,25 +303,31 @@ mod tests {
     }
 
     #[test]
-    fn a_projection_keeps_the_line_and_the_chosen_fields_nulls_included() {
+    fn a_keys_row_has_the_line_the_chosen_fields_nulls_included_and_the_flags() {
         let types = [ColumnType::Integer, ColumnType::Text, ColumnType::Integer];
         let mut out = Vec::new();
         BinaryEncoder::new(&types)
             .encode(&[Some("7".into()), Some("ab".into()), None], &mut out)
             .unwrap();
-        let mut projected = Vec::new();
-        project_with_leading_int8(&out, &[0, 2], 5, &mut projected).unwrap();
-        let mut expected = vec![0, 3, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5];
+        let mut split = Vec::new();
+        fields(&out, &mut split).unwrap();
+        assert_eq!(split.len(), 3);
+        assert!(is_null(split[2]) && !is_null(split[0]) && !is_null(split[1]));
+        let mut row = Vec::new();
+        keys_row(5, &split, &[0, 2], 6, &mut row).unwrap();
+        let mut expected = vec![0, 4, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5];
         expected.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 7]);
         expected.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(projected, expected);
-        projected.clear();
-        project_with_leading_int8(&out, &[1], 9, &mut projected).unwrap();
-        assert_eq!(&projected[14..], &[0, 0, 0, 2, b'a', b'b']);
-        // A row cut short is refused and leaves nothing behind.
-        let before = projected.len();
-        assert!(project_with_leading_int8(&out[..9], &[2], 1, &mut projected).is_err());
-        assert_eq!(projected.len(), before);
+        expected.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 6]);
+        assert_eq!(row, expected);
+        row.clear();
+        keys_row(9, &split, &[1], 0, &mut row).unwrap();
+        assert_eq!(&row[14..20], &[0, 0, 0, 2, b'a', b'b']);
+        // A row cut short is refused; a place past the row's fields leaves nothing behind.
+        assert!(fields(&out[..9], &mut split).is_err());
+        let before = row.len();
+        assert!(keys_row(1, &split, &[2], 0, &mut row).is_err());
+        assert_eq!(row.len(), before);
     }
 
     #[test]

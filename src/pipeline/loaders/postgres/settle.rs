@@ -9,12 +9,17 @@ use crate::domain::import::Mode;
 use crate::pipeline::loaders::LoadError;
 use crate::pipeline::loaders::schema::quote_ident;
 use crate::pipeline::rejects::Rejected;
+use crate::pipeline::validate::ColumnType;
+use fastbloom::BloomFilter;
 use sqlx::{AssertSqlSafe, PgConnection};
 use std::collections::HashMap;
-use violations::{Constraint, Scope};
+use violations::{Constraint, Repeats, Scope};
 
 /// Rejects handed on at once.
 const REJECTS_GROUP: usize = 256;
+/// The most bits a Bloom filter of a chunk's keys takes (4 MiB): past about 2,800,000 rows a
+/// chunk, more rows are marked as maybe repeated than need be, which costs time, not results.
+const MAX_FILTER_BITS: u64 = 32 * 1024 * 1024;
 
 /// What a load learns about the table once it first needs the temporary tables.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +30,8 @@ pub(super) struct Scratch {
     /// When every column the constraints read is in the file and rows go in binary: those
     /// columns' places in the file's columns, in order — what `ferry_keys` holds.
     narrow: Option<Vec<usize>>,
+    /// On the narrow path: the unique keys whose repeats Ferry marks in `ferry_keys`.
+    repeats: Vec<Repeats>,
 }
 
 impl Load<'_> {
@@ -81,14 +88,19 @@ impl Load<'_> {
             };
             let create = format!(
                 "CREATE TEMP TABLE ferry_keys ON COMMIT DROP AS \
-                 SELECT NULL::bigint AS ferry_line{select} FROM {table} WITH NO DATA"
+                 SELECT NULL::bigint AS ferry_line{select}, 0 AS ferry_twins FROM {table} WITH NO DATA"
             );
             execute(conn, &create).await?;
         }
+        let repeats = match narrow {
+            Some(_) => self.repeats(&constraints),
+            None => Vec::new(),
+        };
         self.scratch = Some(Scratch {
             constraints,
             not_null,
             narrow,
+            repeats,
         });
         Ok(())
     }
@@ -109,7 +121,7 @@ impl Load<'_> {
         let mut read: Vec<&str> = not_null.iter().map(String::as_str).collect();
         for constraint in constraints {
             let columns = constraint.reads(plan);
-            let judged_here = !matches!(constraint.kind, violations::Kind::Unique(_));
+            let judged_here = !matches!(constraint.kind, violations::Kind::Unique { .. });
             if judged_here && columns.iter().any(|c| !plan.columns.iter().any(|p| p == c)) {
                 return None;
             }
@@ -123,6 +135,41 @@ impl Load<'_> {
             .map(|(i, _)| i)
             .collect();
         Some(keep)
+    }
+
+    /// The unique keys whose repeats can be told from their bytes: every column in the file and
+    /// of a type whose equal values have equal binary forms (not `numeric`, whose `1.0` and
+    /// `1.00` differ, nor floats, `char` or JSON). A text key under a collation that calls
+    /// different bytes equal would go unmarked; the copy of the good rows then fails and the
+    /// chunk is settled the slow way, so results never depend on it.
+    fn repeats(&self, constraints: &[Constraint]) -> Vec<Repeats> {
+        let plan = self.plan;
+        let mut repeats = Vec::new();
+        for constraint in constraints {
+            let violations::Kind::Unique { columns, .. } = &constraint.kind else {
+                continue;
+            };
+            let places: Option<Vec<usize>> = columns
+                .iter()
+                .map(|c| plan.columns.iter().position(|p| p == c))
+                .collect();
+            let Some(mut places) = places else {
+                continue;
+            };
+            places.sort_unstable();
+            let telling = places
+                .iter()
+                .all(|&p| plan.types.get(p).is_some_and(bytes_tell_equality));
+            let bit = repeats.len() as u32;
+            if telling && bit <= 30 {
+                repeats.push(Repeats {
+                    name: constraint.name.clone(),
+                    places,
+                    bit,
+                });
+            }
+        }
+        repeats
     }
 
     /// Loads the spilled chunk into a fresh `ferry_rows`.
@@ -167,7 +214,7 @@ impl Load<'_> {
             return self.settle(conn, true).await;
         };
         execute(conn, "TRUNCATE ferry_keys, ferry_bad").await?;
-        self.keys_from_spill(conn, keep).await?;
+        self.keys_from_spill(conn, keep, &scratch.repeats).await?;
         // A NOT NULL column the file does not fill takes the table's default, which
         // `ferry_keys` does not know: the COPY below finds out.
         let not_null = scratch
@@ -181,6 +228,7 @@ impl Load<'_> {
             not_null,
             against_table: true,
             rows: "ferry_keys",
+            repeats: &scratch.repeats,
         };
         violations::find(conn, &scope, &scratch.constraints).await?;
         let bad = bad_lines(conn).await?;
@@ -203,11 +251,14 @@ impl Load<'_> {
         }
     }
 
-    /// Loads the line and the columns at `keep` of each spilled row into `ferry_keys`.
+    /// Loads the line and the columns at `keep` of each spilled row into `ferry_keys`, with
+    /// the row's `ferry_twins` bits: for each of `repeats`, whether the row's key may have been
+    /// on an earlier row (a Bloom filter of the chunk's keys, NULL keys left out).
     async fn keys_from_spill(
         &mut self,
         conn: &mut PgConnection,
         keep: &[usize],
+        repeats: &[Repeats],
     ) -> Result<(), LoadError> {
         let columns: Vec<&str> = keep
             .iter()
@@ -218,19 +269,30 @@ impl Load<'_> {
             list.push_str(", ");
             list.push_str(&crate::pipeline::loaders::quoted_list(&columns));
         }
+        list.push_str(", ferry_twins");
         let mut copy = conn
             .copy_in_raw(&format!(
                 "COPY ferry_keys ({list}) FROM STDIN (FORMAT binary)"
             ))
             .await?;
         copy.send(binary::HEADER).await?;
+        let mut seen: Vec<BloomFilter> = repeats.iter().map(|_| filter(self.spill.rows)).collect();
         let mut reader = self.spill.reader().await?;
-        let mut out = Vec::new();
+        let (mut out, mut key) = (Vec::new(), Vec::new());
         while let Some(batch) = reader.next().await? {
             out.clear();
+            let mut fields = Vec::new();
             for row in batch.iter() {
                 let line = i64::try_from(row.line).unwrap_or(i64::MAX);
-                binary::project_with_leading_int8(row.data, keep, line, &mut out)
+                binary::fields(row.data, &mut fields)
+                    .map_err(|e| LoadError::Internal(e.to_owned()))?;
+                let mut twins = 0i32;
+                for (repeat, seen) in repeats.iter().zip(&mut seen) {
+                    if key_of(&fields, &repeat.places, &mut key) && seen.insert(key.as_slice()) {
+                        twins |= 1 << repeat.bit;
+                    }
+                }
+                binary::keys_row(line, &fields, keep, twins, &mut out)
                     .map_err(|e| LoadError::Internal(e.to_owned()))?;
             }
             copy.send(out.as_slice()).await?;
@@ -282,6 +344,7 @@ impl Load<'_> {
             not_null: scratch.not_null.clone(),
             against_table,
             rows: "ferry_rows",
+            repeats: &[],
         };
         let constraints = scratch.constraints;
         violations::find(conn, &scope, &constraints).await?;
@@ -352,6 +415,46 @@ impl Load<'_> {
             )
         }
     }
+}
+
+/// Whether equal values of type `t` always have equal binary forms, and different values
+/// different ones.
+fn bytes_tell_equality(t: &ColumnType) -> bool {
+    matches!(
+        t,
+        ColumnType::SmallInt
+            | ColumnType::Integer
+            | ColumnType::BigInt
+            | ColumnType::Boolean
+            | ColumnType::Text
+            | ColumnType::Varchar(_)
+            | ColumnType::Uuid
+            | ColumnType::Date
+            | ColumnType::Timestamp
+            | ColumnType::Timestamptz
+            | ColumnType::Enum(_)
+    )
+}
+
+/// A Bloom filter for the keys of a chunk of `rows` rows: 12 bits a row (about 0.3% of new
+/// keys taken for repeats), at most [`MAX_FILTER_BITS`].
+fn filter(rows: u64) -> BloomFilter {
+    let bits = rows.saturating_mul(12).clamp(4096, MAX_FILTER_BITS);
+    BloomFilter::with_num_bits(usize::try_from(bits).unwrap_or(4096))
+        .expected_items(usize::try_from(rows.max(1)).unwrap_or(usize::MAX))
+}
+
+/// The fields at `places` (length words included, so that keys of several columns cannot run
+/// into each other) into `key`; false when one of them is NULL (such a key repeats nothing).
+fn key_of(fields: &[&[u8]], places: &[usize], key: &mut Vec<u8>) -> bool {
+    key.clear();
+    for &place in places {
+        match fields.get(place) {
+            Some(field) if !binary::is_null(field) => key.extend_from_slice(field),
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// The lines in `ferry_bad`, each with its reasons.

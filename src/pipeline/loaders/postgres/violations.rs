@@ -38,8 +38,11 @@ pub enum Kind {
         expression: String,
         columns: Vec<String>,
     },
-    /// A primary key, unique constraint or plain unique index on these columns.
-    Unique(Vec<String>),
+    /// A primary key, unique constraint or plain unique index on these columns; `ordered` when
+    /// its index orders the first column as the column itself does (a constraint's own index:
+    /// default operator class and collation), so that the index gives that column's least and
+    /// greatest value at once.
+    Unique { columns: Vec<String>, ordered: bool },
     /// These columns must match `columns` of `table` (MATCH SIMPLE: a NULL passes).
     ForeignKey {
         columns: Vec<String>,
@@ -51,29 +54,42 @@ pub enum Kind {
 /// The target's checkable constraints: CHECK, FOREIGN KEY, PRIMARY KEY, UNIQUE and unique
 /// indexes on plain columns without a predicate.
 pub async fn catalogue(conn: &mut PgConnection, table: &str) -> Result<Vec<Constraint>, LoadError> {
-    let rows = sqlx::query(
+    // SQL: whether the index with the oid `index` orders its first column as the column does
+    // (default operator class, the column's collation).
+    let ordered = |index: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM pg_index x JOIN pg_opclass o ON o.oid = x.indclass[0]
+                JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+                WHERE x.indexrelid = {index} AND o.opcdefault AND x.indcollation[0] = a.attcollation)"
+        )
+    };
+    let sql = format!(
         "SELECT c.conname::text, c.contype::text, pg_get_expr(c.conbin, c.conrelid),
             ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
                   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
             c.confrelid::regclass::text,
             ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
-                  JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)
+                  JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o),
+            {}
          FROM pg_constraint c
          WHERE c.conrelid = $1::regclass AND c.contype IN ('c', 'f', 'p', 'u')
          UNION ALL
          SELECT i.indexrelid::regclass::text, 'u', NULL,
             ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o)
                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
-            NULL, NULL
+            NULL, NULL, {}
          FROM pg_index i
          WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL
            AND NOT 0 = ANY (i.indkey::int2[])
            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
          ORDER BY 2, 1",
-    )
-    .bind(table)
-    .fetch_all(&mut *conn)
-    .await?;
+        ordered("c.conindid"),
+        ordered("i.indexrelid")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut constraints = Vec::with_capacity(rows.len());
     for row in rows {
         let name: String = row.try_get(0)?;
@@ -89,7 +105,10 @@ pub async fn catalogue(conn: &mut PgConnection, table: &str) -> Result<Vec<Const
                     .try_get::<Option<Vec<String>>, _>(5)?
                     .unwrap_or_default(),
             },
-            _ => Kind::Unique(row.try_get(3)?),
+            _ => Kind::Unique {
+                columns: row.try_get(3)?,
+                ordered: row.try_get(6)?,
+            },
         };
         constraints.push(Constraint { name, kind });
     }
@@ -101,7 +120,7 @@ impl Constraint {
     pub fn reads<'c>(&'c self, plan: &LoadPlan) -> Vec<&'c str> {
         let names = |columns: &'c [String]| columns.iter().map(String::as_str);
         match &self.kind {
-            Kind::Check { columns, .. } | Kind::Unique(columns) => names(columns).collect(),
+            Kind::Check { columns, .. } | Kind::Unique { columns, .. } => names(columns).collect(),
             Kind::ForeignKey {
                 columns,
                 table,
@@ -132,6 +151,23 @@ pub struct Scope<'a> {
     /// The temporary table that holds the rows: `ferry_rows` (every column) or `ferry_keys`
     /// (only the columns the constraints read).
     pub rows: &'a str,
+    /// The unique keys whose repeats Ferry marked in the rows' `ferry_twins` as it wrote them.
+    pub repeats: &'a [Repeats],
+}
+
+/// A unique key whose repeats Ferry marks as it writes the rows: bit `bit` of `ferry_twins` is
+/// set on each row whose key an earlier row of the chunk may have had (a Bloom filter's answer:
+/// every such row, and a few others). A key that is there more than once has all its rows
+/// after the first marked, so the rows with an earlier twin are among the rows whose key a
+/// marked row has — a few thousand of a chunk, not all of them.
+#[derive(Debug, Clone)]
+pub struct Repeats {
+    /// The constraint's name.
+    pub name: String,
+    /// Its columns' places in the file's columns, ascending.
+    pub places: Vec<usize>,
+    /// Its bit in `ferry_twins` (0 to 30).
+    pub bit: u32,
 }
 
 const NOT_BAD: &str = "NOT EXISTS (SELECT 1 FROM ferry_bad b WHERE b.line = r.ferry_line)";
@@ -182,10 +218,10 @@ pub async fn find(
         // A key with a column the file does not fill gets its value from the table's default
         // (an identity, a sequence) only when inserted: the temporary table's values say
         // nothing about it, so such a key is left to the database.
-        if let Kind::Unique(columns) = &constraint.kind
+        if let Kind::Unique { columns, ordered } = &constraint.kind
             && columns.iter().all(|c| scope.plan.columns.contains(c))
         {
-            duplicates(conn, scope, &constraint.name, columns).await?;
+            duplicates(conn, scope, &constraint.name, columns, *ordered).await?;
         }
     }
     Ok(())
@@ -268,12 +304,13 @@ fn key_text(name: &str, columns: &[String]) -> String {
 }
 
 /// Marks rows whose key is in the table already, then rows whose key an earlier row of the
-/// file has.
+/// file has. `ordered`: the key's index gives its first column's least and greatest value.
 async fn duplicates(
     conn: &mut PgConnection,
     scope: &Scope<'_>,
     name: &str,
     columns: &[String],
+    ordered: bool,
 ) -> Result<(), LoadError> {
     let plan = scope.plan;
     let is_upsert_key = plan.mode == Mode::Upsert && same_set(columns, &plan.key);
@@ -316,10 +353,22 @@ async fn duplicates(
         (String::new(), String::new())
     };
     let exists = format!("{} || ') already exists'", key_text(name, columns));
+    let table = plan.table.qualified();
     if scope.against_table {
+        // A key whose first column lies outside the values the table has for it cannot be
+        // there: only the others are looked up (new keys that grow, as ids and times do, cost
+        // two index lookups a chunk instead of one per row).
+        let within = match quoted.first() {
+            Some(first) if ordered => format!(
+                " AND r.{first} >= (SELECT t.{first} FROM {table} t WHERE t.{first} IS NOT NULL \
+                 ORDER BY t.{first} LIMIT 1) \
+                 AND r.{first} <= (SELECT t.{first} FROM {table} t WHERE t.{first} IS NOT NULL \
+                 ORDER BY t.{first} DESC LIMIT 1)"
+            ),
+            _ => String::new(),
+        };
         let condition = format!(
-            "{present}{last_of_key} AND EXISTS (SELECT 1 FROM {} t WHERE {}{not_itself}{PROBE})",
-            plan.table.qualified(),
+            "{present}{last_of_key}{within} AND EXISTS (SELECT 1 FROM {table} t WHERE {}{not_itself}{PROBE})",
             equal("t")
         );
         mark(conn, scope.rows, &exists, &condition).await?;
@@ -330,12 +379,25 @@ async fn duplicates(
         .collect::<Vec<_>>()
         .join(", ");
     let rows = scope.rows;
+    // Only the rows whose key a marked row has can have an earlier twin.
+    let repeated = match scope.repeats.iter().find(|r| r.name == name) {
+        Some(repeats) if plan.mode == Mode::Append => format!(
+            " AND ({partition}) IN (SELECT {} FROM {rows} c WHERE c.ferry_twins & {} <> 0)",
+            quoted
+                .iter()
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            1i32 << repeats.bit.min(30)
+        ),
+        _ => String::new(),
+    };
     let sql = format!(
         "INSERT INTO ferry_bad (line, reason)
          SELECT s.ferry_line, s.reason || ' (line ' || s.first || ')' FROM (
              SELECT r.ferry_line, {exists} AS reason,
                     row_number() OVER w AS n, first_value(r.ferry_line) OVER w AS first
-             FROM {rows} r WHERE {NOT_BAD} AND {present}{last_of_key}
+             FROM {rows} r WHERE {NOT_BAD} AND {present}{last_of_key}{repeated}
              WINDOW w AS (PARTITION BY {partition} ORDER BY r.ferry_line)) s
          WHERE s.n > 1"
     );
