@@ -8,8 +8,8 @@
 //! | NOT NULL | `col IS NULL` | `constraint t_col_not_null: null value in column "col" of relation "t" violates not-null constraint` |
 //! | CHECK | `(expr) IS FALSE` | `constraint t_qty_check: new row for relation "t" violates check constraint "t_qty_check"` |
 //! | FOREIGN KEY | no parent (`NOT EXISTS`) | `constraint t_customer_fkey: Key (customer)=(99) is not present in table "customers"` |
-//! | PRIMARY KEY, UNIQUE (and unique indexes) | the key is in the table | `constraint t_pkey: Key (id)=(42) already exists` |
-//! | the same, within the file | an earlier row has the key | `constraint t_pkey: Key (id)=(42) already exists (line 7)` |
+//! | PRIMARY KEY, UNIQUE (and unique indexes) | the key is in the table (looked up only when its first column lies within the table's values for it) | `constraint t_pkey: Key (id)=(42) already exists` |
+//! | the same, within the file | an earlier row has the key (a window over the rows; on the narrow path only over the keys Ferry marked as maybe repeated, [`Repeats`]) | `constraint t_pkey: Key (id)=(42) already exists (line 7)` |
 //!
 //! Row checks come first; keys are judged only among the rows that passed them, one constraint
 //! after the other, so a row whose earlier twin was rejected is judged on its own. In `upsert`
