@@ -64,7 +64,7 @@ sample_backend() {
 # (a psql load's closes with it) or the load is over (Ferry's stays in its pool).
 backend_cpu() {
   local b="" last=0
-  for _ in $(seq 3000); do b=$(pgrep -f "postgres: .*$db.*COPY" | head -1); [ -n "$b" ] && break; sleep 0.01; done
+  for _ in $(seq 3000); do b=$(pgrep -f "^postgres: .*$db.*COPY" | head -1); [ -n "$b" ] && break; sleep 0.01; done
   while [ -r "/proc/$b/stat" ] && [ ! -e "$work/done" ]; do
     last=$(awk '{print ($14+$15)/100}' "/proc/$b/stat" 2>/dev/null || echo "$last"); sleep 0.02
   done
@@ -85,7 +85,7 @@ measure() {
   sample_backend >"$work/samples" & local s=$!
   backend_cpu >"$work/cpu" & local c=$!
   # Ferry's CPU from the moment the load's COPY starts (not counting the upload before it).
-  (for _ in $(seq 3000); do pgrep -f "postgres: .*$db.*COPY" >/dev/null && break; sleep 0.01; done
+  (for _ in $(seq 3000); do pgrep -f "^postgres: .*$db.*COPY" >/dev/null && break; sleep 0.01; done
    ferry_ticks >"$work/t0") & local t=$!
   "$@"
   wait $s $t
