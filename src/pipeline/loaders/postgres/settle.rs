@@ -160,12 +160,11 @@ impl Load<'_> {
             let telling = places
                 .iter()
                 .all(|&p| plan.types.get(p).is_some_and(bytes_tell_equality));
-            let bit = repeats.len() as u32;
-            if telling && bit <= 30 {
+            // One bit of `ferry_twins` (an int4) each.
+            if telling && repeats.len() < 31 {
                 repeats.push(Repeats {
                     name: constraint.name.clone(),
                     places,
-                    bit,
                 });
             }
         }
@@ -287,9 +286,9 @@ impl Load<'_> {
                 binary::fields(row.data, &mut fields)
                     .map_err(|e| LoadError::Internal(e.to_owned()))?;
                 let mut twins = 0i32;
-                for (repeat, seen) in repeats.iter().zip(&mut seen) {
+                for (bit, (repeat, seen)) in repeats.iter().zip(&mut seen).enumerate() {
                     if key_of(&fields, &repeat.places, &mut key) && seen.insert(key.as_slice()) {
-                        twins |= 1 << repeat.bit;
+                        twins |= 1 << bit;
                     }
                 }
                 binary::keys_row(line, &fields, keep, twins, &mut out)

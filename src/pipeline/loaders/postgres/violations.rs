@@ -155,8 +155,8 @@ pub struct Scope<'a> {
     pub repeats: &'a [Repeats],
 }
 
-/// A unique key whose repeats Ferry marks as it writes the rows: bit `bit` of `ferry_twins` is
-/// set on each row whose key an earlier row of the chunk may have had (a Bloom filter's answer:
+/// A unique key whose repeats Ferry marks as it writes the rows: the bit of `ferry_twins` at its
+/// place in [`Scope::repeats`] (at most 31 of them) is set on each row whose key an earlier row of the chunk may have had (a Bloom filter's answer:
 /// every such row, and a few others). A key that is there more than once has all its rows
 /// after the first marked, so the rows with an earlier twin are among the rows whose key a
 /// marked row has — a few thousand of a chunk, not all of them.
@@ -166,8 +166,6 @@ pub struct Repeats {
     pub name: String,
     /// Its columns' places in the file's columns, ascending.
     pub places: Vec<usize>,
-    /// Its bit in `ferry_twins` (0 to 30).
-    pub bit: u32,
 }
 
 const NOT_BAD: &str = "NOT EXISTS (SELECT 1 FROM ferry_bad b WHERE b.line = r.ferry_line)";
@@ -373,24 +371,23 @@ async fn duplicates(
         );
         mark(conn, scope.rows, &exists, &condition).await?;
     }
-    let partition = quoted
-        .iter()
-        .map(|c| format!("r.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let listed = |alias: &str| {
+        quoted
+            .iter()
+            .map(|c| format!("{alias}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let partition = listed("r");
     let rows = scope.rows;
     // Only the rows whose key a marked row has can have an earlier twin.
-    let repeated = match scope.repeats.iter().find(|r| r.name == name) {
-        Some(repeats) if plan.mode == Mode::Append => format!(
+    let repeated = match scope.repeats.iter().position(|r| r.name == name) {
+        Some(bit) => format!(
             " AND ({partition}) IN (SELECT {} FROM {rows} c WHERE c.ferry_twins & {} <> 0)",
-            quoted
-                .iter()
-                .map(|c| format!("c.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            1i32 << repeats.bit.min(30)
+            listed("c"),
+            1i32 << bit
         ),
-        _ => String::new(),
+        None => String::new(),
     };
     let sql = format!(
         "INSERT INTO ferry_bad (line, reason)
